@@ -1,0 +1,5 @@
+"""Allow `python -m looop`."""
+
+from looop.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""Open a data dir: create it private, seed it once from the embedded files, seed the config."""
+
+from __future__ import annotations
+
+import os
+import stat
+from importlib import resources
+from pathlib import Path
+
+from looop.config import seed_config
+from looop.errors import StorageError
+from looop.fsio import DIR_MODE, StoreLock, atomic_write, ensure_dir
+from looop.paths import DataDir
+
+SEED_FILES = ("PLAYBOOK.md", "goals/setup.md", "goals/playbook-daily.md", "sensors/today.sh")
+
+
+def seed_bytes(name: str) -> bytes:
+    """The embedded content of one seed file (works from a wheel and from a single binary)."""
+    node = resources.files("looop.seeds")
+    for part in name.split("/"):
+        node = node.joinpath(part)
+    return node.read_bytes()
+
+
+def open_data_dir(data_dir: DataDir | None = None) -> DataDir:
+    """Return a ready data dir: created with mode 0700 and seeded once, never overwriting a file."""
+    dd = data_dir or DataDir.from_env()
+    if dd.seeded_marker.exists() and dd.config.exists():
+        return dd
+    try:
+        ensure_dir(dd.root)
+        if stat.S_IMODE(dd.root.stat().st_mode) & 0o077:
+            os.chmod(dd.root, DIR_MODE)
+        os.close(os.open(dd.store_lock, os.O_WRONLY | os.O_CREAT, 0o600))
+        with StoreLock.for_path(dd.store_lock).held():
+            for directory in dd.directories():
+                ensure_dir(directory)
+            if not dd.seeded_marker.exists():
+                _seed(dd.root)
+                atomic_write(dd.seeded_marker, b"seeded by looop\n")
+            seed_config(dd.config)
+    except PermissionError as exc:
+        raise StorageError(f"cannot create the data dir {dd.root}: {exc.strerror}") from None
+    return dd
+
+
+def _seed(root: Path) -> None:
+    for name in SEED_FILES:
+        target = root / name
+        if target.exists():
+            continue
+        mode = 0o700 if name.endswith(".sh") else 0o600
+        atomic_write(target, seed_bytes(name), mode=mode)

@@ -1,0 +1,344 @@
+"""The click wiring: commands stay thin and import their logic lazily, so that verbs start fast."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from looop import __version__
+from looop.errors import InvalidInput, LooopError
+
+if False:  # typing only: keep start-up free of the data-dir modules
+    from looop.paths import DataDir
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class ManualGroup(click.Group):
+    """The top-level group: its help is the whole operating contract, then the command list."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from looop.manual import MANUAL
+
+        formatter.write(MANUAL)
+        self.format_commands(ctx, formatter)
+
+
+def data_dir() -> DataDir:
+    """The data dir, created and seeded on first use."""
+    from looop.bootstrap import open_data_dir
+
+    return open_data_dir()
+
+
+def read_body(inline: tuple[str, ...] | str | None, what: str) -> str:
+    """An inline body, else all of stdin; refuse to wait on a terminal."""
+    if isinstance(inline, tuple):
+        inline = " ".join(inline) if inline else None
+    if inline is not None:
+        return inline
+    if sys.stdin.isatty():
+        raise InvalidInput(f"no {what} given: pass it inline or pipe it on stdin")
+    return sys.stdin.read()
+
+
+def emit_json(value: Any) -> None:
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    sys.stdout.flush()
+
+
+def parse_seconds(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A click callback accepting `30`, `90s`, `15m`…"""
+    if value is None:
+        return None
+    from looop.config import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+reason_option = click.option("--reason", default="", help="Why: recorded in the journal.")
+
+
+@click.group(cls=ManualGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="looop")
+def cli() -> None:
+    """looop: a tiny, portable control plane for agent-driven work."""
+
+
+@cli.command("status", context_settings=CONTEXT)
+def status_command() -> None:
+    """The readable state (same as `looop _ state`)."""
+    show_state(as_json=False)
+
+
+@cli.group("_", context_settings=CONTEXT)
+def verbs() -> None:
+    """The verbs the root agent and workers drive looop with (see `looop --help`)."""
+
+
+def show_state(as_json: bool) -> None:
+    from looop.state import gather
+
+    state = gather(data_dir())
+    if as_json:
+        emit_json(state)
+    else:
+        from looop.render import render_state
+
+        click.echo(render_state(state), nl=False)
+
+
+@verbs.command("state", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def state_command(as_json: bool) -> None:
+    """Print the state once: snapshots, pending asks, workers, goals, journal tail."""
+    show_state(as_json)
+
+
+@verbs.command("wait", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+@click.option(
+    "--timeout", callback=parse_seconds, metavar="S", help="Give up after S (e.g. 30, 5m): exit 124."
+)
+def wait_command(as_json: bool, timeout: float | None) -> None:
+    """Block until the world hash differs from the one last returned, then print the state.
+
+    Returns at once when something changed since the previous `_ wait`. On --timeout it
+    prints the unchanged state and exits 124.
+    """
+    from looop.errors import TimedOut
+    from looop.tick import wait_for_change
+
+    state, changed = wait_for_change(data_dir(), timeout)
+    if as_json:
+        emit_json(state)
+    else:
+        from looop.render import render_state
+
+        click.echo(render_state(state), nl=False)
+    if not changed:
+        raise TimedOut(f"no change within {timeout:g}s")
+
+
+@verbs.command("answer", context_settings=CONTEXT)
+@click.argument("ask_id")
+@click.argument("text", nargs=-1)
+def answer_command(ask_id: str, text: tuple[str, ...]) -> None:
+    """Resolve the pending ask ASK_ID with TEXT (or stdin); it must be one of the ask's options."""
+    from looop.ids import check_id
+    from looop.mailbox import answer_ask
+
+    check_id(ask_id, "ask id")
+    answer = answer_ask(data_dir(), ask_id, read_body(text, "answer").strip())
+    click.echo(f"answered {ask_id}: {answer}")
+
+
+@verbs.group("goal", context_settings=CONTEXT)
+def goal_group() -> None:
+    """Write or archive goals (goals/ID.md)."""
+
+
+@goal_group.command("write", context_settings=CONTEXT)
+@click.argument("goal_id", metavar="ID")
+@click.argument("body", nargs=-1)
+@reason_option
+def goal_write(goal_id: str, body: tuple[str, ...], reason: str) -> None:
+    """Create or replace goals/ID.md with BODY (or stdin)."""
+    from looop.ids import check_id
+    from looop.memory import write_goal
+
+    check_id(goal_id, "goal id")
+    click.echo(f"goal {goal_id}: {write_goal(data_dir(), goal_id, read_body(body, 'goal body'), reason)}")
+
+
+@goal_group.command("archive", context_settings=CONTEXT)
+@click.argument("goal_id", metavar="ID")
+@reason_option
+def goal_archive(goal_id: str, reason: str) -> None:
+    """Move goals/ID.md to goals/archive/ (never deleted)."""
+    from looop.ids import check_id
+    from looop.memory import archive_goal
+
+    check_id(goal_id, "goal id")
+    click.echo(f"goal {goal_id}: {archive_goal(data_dir(), goal_id, reason)}")
+
+
+@verbs.group("sensor", context_settings=CONTEXT)
+def sensor_group() -> None:
+    """Write or remove sensors (sensors/NAME.sh, run every beat)."""
+
+
+@sensor_group.command("write", context_settings=CONTEXT)
+@click.argument("name")
+@click.argument("script", nargs=-1)
+@reason_option
+def sensor_write(name: str, script: tuple[str, ...], reason: str) -> None:
+    """Create or replace the executable sensors/NAME.sh with SCRIPT (or stdin).
+
+    Its output becomes the reading `snapshots.NAME`. Keep it quick and read-only.
+    """
+    from looop.ids import check_id
+    from looop.memory import write_sensor
+
+    check_id(name, "sensor name")
+    click.echo(f"sensor {name}: {write_sensor(data_dir(), name, read_body(script, 'sensor script'), reason)}")
+
+
+@sensor_group.command("remove", context_settings=CONTEXT)
+@click.argument("name")
+@reason_option
+def sensor_remove(name: str, reason: str) -> None:
+    """Delete sensors/NAME.sh."""
+    from looop.ids import check_id
+    from looop.memory import remove_sensor
+
+    check_id(name, "sensor name")
+    click.echo(f"sensor {name}: {remove_sensor(data_dir(), name, reason)}")
+
+
+@verbs.group("playbook", context_settings=CONTEXT)
+def playbook_group() -> None:
+    """Replace PLAYBOOK.md, the root agent's standing orders."""
+
+
+@playbook_group.command("write", context_settings=CONTEXT)
+@click.argument("body", nargs=-1)
+@reason_option
+def playbook_write(body: tuple[str, ...], reason: str) -> None:
+    """Replace PLAYBOOK.md with BODY (or stdin)."""
+    from looop.memory import write_playbook
+
+    click.echo(f"playbook: {write_playbook(data_dir(), read_body(body, 'playbook body'), reason)}")
+
+
+@verbs.command("notify", context_settings=CONTEXT)
+@click.argument("message", nargs=-1)
+def notify_command(message: tuple[str, ...]) -> None:
+    """Surface MESSAGE (or stdin) to the human: journaled, listed in the state, passed to `notify`."""
+    from looop.notify import notify
+
+    delivery = notify(data_dir(), read_body(message, "message").strip())
+    if delivery.hook_error:
+        click.echo(f"looop: noted, but the notify hook failed: {delivery.hook_error}", err=True)
+    else:
+        click.echo("noted" + (" and sent to the notify hook" if delivery.hook_ran else ""))
+
+
+@verbs.command(
+    "run", context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@reason_option
+@click.option("--timeout", callback=parse_seconds, metavar="S", help="Kill it after S: exit 124.")
+@click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
+def run_command(cmd: tuple[str, ...], reason: str, timeout: float | None) -> int:
+    """Run ONE reversible command; show its output; journal it with its exit code.
+
+    One argument is a shell command line (`looop _ run "git log | head"`); several are run
+    as an argv (`looop _ run --reason "check" git status`). Options go before CMD.
+    Exits with the command's status.
+    """
+    from looop.runcmd import run_command as run
+
+    return run(data_dir(), list(cmd), reason, timeout)
+
+
+@verbs.command("ask", context_settings=CONTEXT)
+@click.argument("session")
+@click.option("--prompt", help="The question (else stdin).")
+@click.option("--ref", "reference", help="A path or URL the answerer should look at.")
+@click.option("--options", help="Allowed answers, comma-separated: a,b,c.")
+@click.option("--timeout", callback=parse_seconds, metavar="S", help="Stop waiting after S: exit 124.")
+def ask_command(
+    session: str, prompt: str | None, reference: str | None, options: str | None, timeout: float | None
+) -> None:
+    """(worker) Ask the root agent and block until answered; print the answer.
+
+    Exits 8 when the ask is cancelled. Running the same ask again re-attaches to it.
+    """
+    from looop.ids import check_id
+    from looop.mailbox import await_answer, open_ask, parse_options
+
+    check_id(session, "session id")
+    choices = parse_options(options)
+    question = read_body(prompt, "prompt").strip()
+    dd = data_dir()
+    ask = open_ask(dd, session, question, reference, choices)
+    click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
+    click.echo(await_answer(dd, ask.id, timeout))
+
+
+@verbs.command("claim", context_settings=CONTEXT)
+@click.argument("session")
+@click.argument("resource")
+def claim_command(session: str, resource: str) -> None:
+    """(worker) Lease RESOURCE for SESSION; exit 6 naming the holder if another session has it."""
+    from looop.claims import claim
+    from looop.ids import check_id
+
+    check_id(session, "session id")
+    check_id(resource, "resource")
+    taken = claim(data_dir(), session, resource)
+    click.echo(f"{resource}: {'claimed' if taken else 'already held'} by {session}")
+
+
+@verbs.command("unclaim", context_settings=CONTEXT)
+@click.argument("session")
+@click.argument("resource")
+def unclaim_command(session: str, resource: str) -> None:
+    """(worker) Release SESSION's lease on RESOURCE."""
+    from looop.claims import unclaim
+    from looop.ids import check_id
+
+    check_id(session, "session id")
+    check_id(resource, "resource")
+    released = unclaim(data_dir(), session, resource)
+    click.echo(f"{resource}: {'released' if released else 'was not claimed'}")
+
+
+@verbs.command("cost", context_settings=CONTEXT)
+@click.argument("session")
+@click.argument("amount")
+@click.option("--unit", default="usd", show_default=True, type=click.Choice(["usd", "tokens"]))
+@click.option("--note", help="What the spend was for.")
+def cost_command(session: str, amount: str, unit: str, note: str | None) -> None:
+    """(worker) Report spend: AMOUNT in UNIT, added to SESSION's totals."""
+    from looop.costs import parse_amount, report_cost
+    from looop.ids import check_id
+
+    check_id(session, "session id")
+    totals = report_cost(data_dir(), session, parse_amount(amount), unit, note)
+    click.echo(f"{session}: total " + ", ".join(f"{v:g} {u}" for u, v in sorted(totals.items())))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"looop: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> NoReturn:
+    """Run the CLI; the only place that turns errors into one line on stderr and an exit code."""
+    try:
+        result = cli.main(prog_name="looop", standalone_mode=False)
+    except LooopError as exc:
+        _fail(exc.message, exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "looop"
+        _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as exc:
+        target = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot access{target}: {exc.strerror or exc}", 10)
+    sys.exit(result if isinstance(result, int) else 0)

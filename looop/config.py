@@ -1,0 +1,135 @@
+"""`config.json`: the runner wiring, seeded inline when absent and validated on every load."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from looop.errors import ConfigError
+from looop.fsio import JSON_OPTIONS, atomic_write
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as `90`, `90s`, `15m`, `12h`, `3d`; raise ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("expected seconds or a duration such as 90s, 15m, 12h, 3d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.fullmatch(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 12h, 3d")
+        unit = match.group(2).lower()
+        if unit not in _UNITS:
+            raise ValueError(f"unknown unit {match.group(2)!r} in {value!r} (use s, m, h or d)")
+        seconds = float(match.group(1)) * _UNITS[unit]
+    else:
+        raise ValueError("expected seconds or a duration such as 90s, 15m, 12h, 3d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
+def _argv(value: object) -> list[str]:
+    if isinstance(value, str) and value.strip():
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise ValueError("expected a non-empty string or a list of non-empty strings")
+
+
+def _optional_argv(value: object) -> list[str] | None:
+    return None if value is None else _argv(value)
+
+
+def _command(value: object) -> str | list[str]:
+    argv = _argv(value)
+    return value if isinstance(value, str) else argv
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings with defaults filled in."""
+
+    path: Path
+    interactive: str | list[str]
+    interval: float = 60.0
+    session_ttl: float = 3 * 86400.0
+    sensor_timeout: float | None = None
+    notify: list[str] | None = None
+
+    @property
+    def effective_sensor_timeout(self) -> float:
+        """Config `sensor_timeout`, else the smaller of `interval` and 30 s."""
+        return self.sensor_timeout if self.sensor_timeout is not None else min(self.interval, 30.0)
+
+
+_KEYS: dict[str, Callable[[object], Any]] = {
+    "interactive": _command,
+    "interval": _positive_duration,
+    "session_ttl": parse_duration,
+    "sensor_timeout": _positive_duration,
+    "notify": _optional_argv,
+}
+
+
+def default_interactive() -> str:
+    """`claude` when it is on PATH, else `pi`."""
+    return "claude" if shutil.which("claude") else "pi"
+
+
+def seed_config(path: Path) -> None:
+    """Write the starter config when none exists; an existing file is never overwritten."""
+    if path.exists():
+        return
+    if not path.parent.is_dir():
+        raise ConfigError(f"{path}: its directory does not exist")
+    starter = {"interactive": default_interactive(), "interval": "60s", "session_ttl": "3d"}
+    atomic_write(path, orjson.dumps(starter, option=JSON_OPTIONS))
+
+
+def load_config(path: Path) -> Config:
+    """Parse and validate `path`; every problem is one `ConfigError` naming the file and the key."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object at the top level")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith("_") or key == "v":
+            continue  # comments and the schema version
+        check = _KEYS.get(key)
+        if check is None:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(f"{path}: unknown key {key!r} (known keys: {known}; prefix comments with _)")
+        try:
+            values[key] = check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: key {key!r}: {exc}") from None
+    if "interactive" not in values:
+        values["interactive"] = default_interactive()
+    return Config(path=path, **values)

@@ -1,0 +1,59 @@
+"""Self-reported spend: one JSON line per `_ cost` in `sessions/ID/cost.jsonl`."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import orjson
+
+from looop import journal
+from looop.errors import InvalidInput
+from looop.fsio import SCHEMA_VERSION, StoreLock, append_line, ensure_dir
+from looop.ids import check_id
+from looop.paths import DataDir
+
+UNITS = ("usd", "tokens")
+
+
+def parse_amount(raw: str) -> float:
+    """A finite, non-negative number."""
+    try:
+        amount = float(raw)
+    except ValueError:
+        raise InvalidInput(f"cost amount {raw!r} is not a number") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise InvalidInput(f"cost amount {raw!r} must be a finite number >= 0")
+    return amount
+
+
+def report_cost(dd: DataDir, session: str, amount: float, unit: str, note: str | None) -> dict[str, float]:
+    """Append one spend record and return the session's new totals per unit."""
+    check_id(session, "session id")
+    if unit not in UNITS:
+        raise InvalidInput(f"unit {unit!r} is not one of: {', '.join(UNITS)}")
+    record = {"v": SCHEMA_VERSION, "at": time.time(), "amount": amount, "unit": unit, "note": note}
+    with StoreLock.for_path(dd.store_lock).held():
+        ensure_dir(dd.session(session))
+        append_line(dd.session_costs(session), orjson.dumps(record).decode())
+        totals = cost_totals(dd, session)
+        shown = f"{amount:g} {unit}" + (f" ({note})" if note else "")
+        journal.record(dd, "cost", session, f"{shown}, total {totals.get(unit, 0):g} {unit}", who=session)
+    return totals
+
+
+def cost_totals(dd: DataDir, session: str) -> dict[str, float]:
+    """Spend per unit so far; unreadable lines are skipped."""
+    totals: dict[str, float] = {}
+    try:
+        lines = dd.session_costs(session).read_bytes().splitlines()
+    except FileNotFoundError:
+        return totals
+    for line in lines:
+        try:
+            entry = orjson.loads(line)
+            unit, amount = str(entry["unit"]), float(entry["amount"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        totals[unit] = totals.get(unit, 0.0) + amount
+    return totals

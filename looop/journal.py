@@ -1,0 +1,43 @@
+"""`journal.md`: one timestamped, human-readable line per move; append-only."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from looop.fsio import StoreLock, append_line, tail_lines
+from looop.paths import DataDir
+
+MAX_FIELD = 300
+
+
+def timestamp(at: float | None = None) -> str:
+    """UTC time as `2026-11-25T08:12:26Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+
+
+def one_line(text: str, limit: int = MAX_FIELD) -> str:
+    """Fold newlines and cap the length, so that one entry stays one line."""
+    folded = " ⏎ ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+
+
+def actor() -> str:
+    """Who makes this move: the worker session calling a verb, else the root agent."""
+    return os.environ.get("LOOOP_SESSION_ID") or "root"
+
+
+def record(
+    dd: DataDir, verb: str, subject: str, result: str, reason: str = "", who: str | None = None
+) -> None:
+    """Append `- TIME WHO · VERB · SUBJECT · RESULT[ — reason: …]` to the journal."""
+    entry = f"- {timestamp()} {who or actor()} · {verb} · {one_line(subject)} · {one_line(result)}"
+    if reason:
+        entry += f" — reason: {one_line(reason)}"
+    with StoreLock.for_path(dd.store_lock).held():
+        append_line(dd.journal, entry)
+
+
+def tail(dd: DataDir, count: int = 20) -> list[str]:
+    """The last `count` entries, oldest first, without the list marker."""
+    return [line.removeprefix("- ") for line in tail_lines(dd.journal, count) if line.strip()]

@@ -1,0 +1,212 @@
+"""The worker <-> root-agent mailbox: `asks/ID.json` and `answers/ID.json`.
+
+An ask is pending while it has no answer file. Cancelling writes an answer file marked
+`cancelled`, so one file decides an ask's fate and nothing is held in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from looop import journal
+from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
+from looop.fsio import StoreLock, read_json, write_json
+from looop.ids import check_id, is_valid_id
+from looop.paths import DataDir
+from looop.watch import wait_until
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question a worker is blocked on."""
+
+    id: str
+    worker: str
+    prompt: str
+    reference: str | None
+    options: list[str] | None
+    created: float
+
+    def public(self) -> dict[str, Any]:
+        """The fields the root agent sees in the state."""
+        return {
+            "id": self.id,
+            "worker": self.worker,
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "options": self.options,
+            "created": journal.timestamp(self.created),
+        }
+
+    @classmethod
+    def from_file(cls, path: Path) -> Ask:
+        raw = read_json(path)
+        try:
+            options = raw.get("options")
+            return cls(
+                id=check_id(str(raw["id"])),
+                worker=str(raw["worker"]),
+                prompt=str(raw["prompt"]),
+                reference=None if raw.get("reference") is None else str(raw["reference"]),
+                options=None if options is None else [str(o) for o in options],
+                created=float(raw.get("created", 0)),
+            )
+        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+            raise CorruptFile(str(path), f"not a valid ask ({exc})") from None
+
+
+def parse_options(raw: str | None) -> list[str] | None:
+    """`a,b,c` as a list; refuse an empty or repeated option."""
+    if raw is None:
+        return None
+    options = [part.strip() for part in raw.split(",")]
+    if not all(options):
+        raise InvalidInput(f"--options {raw!r} has an empty option; give them as a,b,c")
+    if len({o.lower() for o in options}) != len(options):
+        raise InvalidInput(f"--options {raw!r} repeats an option")
+    return options
+
+
+def _store_lock(dd: DataDir) -> StoreLock:
+    return StoreLock.for_path(dd.store_lock)
+
+
+def _next_ask_id(dd: DataDir, session: str) -> str:
+    prefix = session[:56]
+    number = 1
+    while dd.ask(f"{prefix}-{number}").exists():
+        number += 1
+    return f"{prefix}-{number}"
+
+
+def _read_answer(dd: DataDir, ask_id: str) -> dict[str, Any] | None:
+    try:
+        return read_json(dd.answer(ask_id))
+    except FileNotFoundError:
+        return None
+
+
+def iter_asks(dd: DataDir) -> Iterable[Ask | CorruptFile]:
+    """Every ask on disk, or the problem with its file."""
+    for path in sorted(dd.asks.glob("*.json")):
+        if path.name.startswith(".") or not is_valid_id(path.stem):
+            continue
+        try:
+            yield Ask.from_file(path)
+        except CorruptFile as problem:
+            yield problem
+        except FileNotFoundError:
+            continue
+
+
+def pending_asks(dd: DataDir) -> tuple[list[Ask], list[str]]:
+    """Asks without an answer, oldest first, and lines describing unreadable files."""
+    pending: list[Ask] = []
+    problems: list[str] = []
+    for item in iter_asks(dd):
+        if isinstance(item, CorruptFile):
+            problems.append(item.message)
+            continue
+        try:
+            if _read_answer(dd, item.id) is None:
+                pending.append(item)
+        except CorruptFile as problem:
+            problems.append(problem.message)
+    pending.sort(key=lambda a: (a.created, a.id))
+    return pending, problems
+
+
+def open_ask(dd: DataDir, session: str, prompt: str, reference: str | None, options: list[str] | None) -> Ask:
+    """File a new ask, or re-attach to this session's identical one that is not yet delivered.
+
+    Re-attaching lets a worker whose tool killed a long `_ ask` simply run it again.
+    """
+    check_id(session, "session id")
+    if not prompt.strip():
+        raise InvalidInput("the ask's --prompt is empty")
+    with _store_lock(dd).held():
+        for item in iter_asks(dd):
+            if isinstance(item, CorruptFile) or item.worker != session:
+                continue
+            if (item.prompt, item.reference, item.options) != (prompt, reference, options):
+                continue
+            answer = _read_answer(dd, item.id)
+            if answer is None or not (answer.get("delivered_at") or answer.get("cancelled")):
+                return item
+        ask = Ask(_next_ask_id(dd, session), session, prompt, reference, options, time.time())
+        write_json(dd.ask(ask.id), asdict(ask))
+        shown = f"{prompt}" + (f" [{', '.join(options)}]" if options else "")
+        journal.record(dd, "ask", ask.id, shown, who=session)
+    return ask
+
+
+def answer_ask(dd: DataDir, ask_id: str, text: str) -> str:
+    """Record the answer to a pending ask and return it (an option in its canonical spelling)."""
+    check_id(ask_id, "ask id")
+    if not text.strip():
+        raise InvalidInput("the answer is empty")
+    with _store_lock(dd).held():
+        try:
+            ask = Ask.from_file(dd.ask(ask_id))
+        except FileNotFoundError:
+            raise NotFound(f"no ask {ask_id!r} (see `looop _ state` for pending asks)") from None
+        existing = _read_answer(dd, ask_id)
+        if existing is not None:
+            what = "cancelled" if existing.get("cancelled") else "answered"
+            raise Conflict(f"ask {ask_id} is already {what}")
+        if ask.options is not None:
+            matches = [o for o in ask.options if o.lower() == text.strip().lower()]
+            if not matches:
+                raise InvalidInput(f"ask {ask_id} takes one of: {', '.join(ask.options)}")
+            text = matches[0]
+        write_json(
+            dd.answer(ask_id),
+            {"id": ask_id, "answer": text, "answered_at": time.time(), "by": journal.actor()},
+        )
+        journal.record(dd, "answer", ask_id, text)
+    return text
+
+
+def cancel_ask(dd: DataDir, ask_id: str, reason: str) -> bool:
+    """Mark a pending ask cancelled (its asker then exits non-zero); False if it was not pending."""
+    with _store_lock(dd).held():
+        if not dd.ask(ask_id).exists() or _read_answer(dd, ask_id) is not None:
+            return False
+        write_json(
+            dd.answer(ask_id), {"id": ask_id, "cancelled": True, "reason": reason, "answered_at": time.time()}
+        )
+        journal.record(dd, "ask cancelled", ask_id, reason, who="looop")
+    return True
+
+
+def cancel_asks_of(dd: DataDir, session: str, reason: str) -> list[str]:
+    """Cancel every pending ask of `session`; return their ids."""
+    pending, _ = pending_asks(dd)
+    return [a.id for a in pending if a.worker == session and cancel_ask(dd, a.id, reason)]
+
+
+def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
+    """Block until `ask_id` is answered; mark it delivered and return the answer text."""
+
+    def settled() -> dict[str, Any] | None:
+        try:
+            return _read_answer(dd, ask_id)
+        except CorruptFile:
+            return None  # a torn write cannot happen; a hand-edited file will be rewritten
+
+    answer = wait_until(lambda: [dd.answers], settled, timeout)
+    if answer is None:
+        raise TimedOut(
+            f"ask {ask_id} is still unanswered after {timeout:g}s; run the same ask again to wait on"
+        )
+    if answer.get("cancelled"):
+        raise Cancelled(f"ask {ask_id} was cancelled: {answer.get('reason') or 'no reason given'}")
+    with _store_lock(dd).held():
+        current = _read_answer(dd, ask_id) or answer
+        if not current.get("delivered_at"):
+            write_json(dd.answer(ask_id), {**current, "delivered_at": time.time()})
+    return str(answer["answer"])

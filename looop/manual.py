@@ -1,0 +1,124 @@
+"""`looop --help`: the whole operating contract, so that the installed program documents itself."""
+
+from __future__ import annotations
+
+MANUAL = """\
+looop - a tiny, portable control plane for agent-driven work.
+
+looop senses the world, runs a fleet of worker agents, and carries messages
+between the workers and you. It never calls an LLM and never decides. The
+judgment lives in a ROOT AGENT: a claude or pi session that you start
+yourself and point at looop. looop is the plumbing; the root agent is the
+brain; all memory is plain files.
+
+ROLES
+  pulse       Started by `looop up`: a detached, single-instance process.
+              Every beat (config `interval`, default 60s) it wipes and re-runs
+              every sensors/*.sh, in parallel, into snapshots/. That is all.
+  root agent  A claude/pi session YOU run. It loops on `looop _ wait --json`,
+              decides ONE move, and makes it with a `looop _ ...` verb.
+  workers     Agent sessions looop runs in a pseudo-terminal for hands-on
+              work. When one needs a decision it `ask`s and blocks.
+  data dir    The memory: PLAYBOOK, goals, journal, mailbox - all files.
+
+HOW TO RUN IT
+  1. looop up        start the pulse (it prints its pid and returns)
+  2. In another terminal start your agent yourself, e.g. `claude` or `pi`,
+     and tell it: "observe looop: read `looop --help`, then loop on
+     `looop _ wait --json` and act on what it returns."
+  3. looop down      stop the pulse and every live worker
+  The human talks to the root agent in chat. looop never starts the root
+  agent and has nothing to attach to.
+
+ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
+  Your loop:  while true; do state=$(looop _ wait --json); act; done
+  * `looop _ wait --json` blocks until the world changed since it last
+    returned (a new ask, a sensor reading, a worker's state, a goal) and
+    prints the state:
+      {world_hash, snapshots{name: reading}, asks[{id, worker, prompt,
+       reference, options}], workers[{id, state, alive}], goals[id],
+       journal_tail[], claims, spend, notifications, problems}
+    `looop _ state --json` reads the same thing once, without blocking.
+  * Decide the SINGLE most important move; make it with one verb; wait again.
+  * Asks first: a worker blocked on an ask is idle. Decide it yourself when
+    the playbook lets you; otherwise ask the human in chat, then
+    `looop _ answer ASK_ID "answer"`.
+  * Read PLAYBOOK.md and goals/ at the start; they are your standing orders.
+
+VERBS (the root agent's; each mutating one is journaled)
+  looop _ state [--json]                 read the state once
+  looop _ wait [--json] [--timeout S]    block until the world changes
+  looop _ answer ASK_ID TEXT             resolve a worker's pending ask
+  looop _ goal write ID [BODY]           create or replace goals/ID.md
+  looop _ goal archive ID                move it to goals/archive/
+  looop _ sensor write NAME [SCRIPT]     create or replace sensors/NAME.sh
+  looop _ sensor remove NAME             delete a sensor
+  looop _ playbook write [BODY]          replace PLAYBOOK.md
+  looop _ run CMD... [--reason T]        ONE reversible shell command
+  looop _ worker start ID PROMPT...      start a worker (needs `looop up`)
+  looop _ worker kill ID                 end a worker's whole process group
+  looop _ notify MESSAGE...              tell the human (journaled, hook)
+  Bodies: give them inline, or omit them and pipe them on stdin (heredoc).
+  Most mutating verbs take --reason T, which goes into the journal.
+
+INVARIANTS (never weaken these)
+  * Nothing irreversible (merge, deploy, delete, publish, pay, send in the
+    human's name) without the human's explicit yes in chat. `_ run` is ONE
+    reversible command; anything irreversible goes to a worker that asks.
+  * Single writer: change PLAYBOOK, goals and sensors only through the verbs,
+    never by editing the files (the pulse reads them every beat).
+  * Ask, don't guess: without information or authority, ask the human.
+
+WORKER CONTRACT (injected at the top of every worker's prompt)
+  A worker that needs a decision runs one blocking call and waits:
+    answer=$("$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "..." \\
+             [--ref PATH_OR_URL] [--options a,b])
+  It prints the answer and exits 0; it exits 8 if the ask was cancelled.
+  If a tool kills the wait, running the same ask again re-attaches to it.
+  Workers also run:
+    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" RESOURCE     lease a resource
+    "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" RESOURCE   release it
+    "$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" AMOUNT [--unit usd|tokens]
+    "$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"               end itself
+  A worker writes only to claims/ (through the verbs), reports/ (its
+  deliverables for the human) and its own sandbox (a git worktree, or `box`
+  when installed). A claim held by another session fails with exit 6 and
+  names the holder.
+
+DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 0700)
+  config.json        runner wiring (or $LOOOP_CONFIG); seeded when absent:
+                       interactive   command that starts a worker's agent
+                                     (string or argv list; default claude,
+                                     else pi)
+                       interval      pulse cadence (60s)
+                       session_ttl   keep ended sessions this long (3d)
+                       sensor_timeout  per sensor (min(interval, 30s))
+                       notify        argv run with each notice appended
+                     durations: seconds, or 90s / 15m / 12h / 3d
+  PLAYBOOK.md        standing orders          }
+  goals/ID.md        goals (archive/ kept)    } durable memory
+  journal.md         one line per move        }
+  sensors/NAME.sh    sensors, one reading each}
+  asks/ answers/     the worker <-> root agent mailbox
+  snapshots/         the latest reading of each sensor
+  prompts/ID.md      each worker's full prompt
+  reports/           worker deliverables for the human (kept)
+  claims/            leases on shared resources
+  sessions/ID/       worker and pulse state, transcript, screen, spend
+                     (reaped session_ttl after they end)
+  notifications.jsonl  notices for the human
+  .lock .last-tick-hash .store.lock   scratch
+  A fresh data dir is seeded once from files inside this program: a starter
+  PLAYBOOK (whose first priority is to interview you and rewrite it),
+  goals/setup.md, goals/playbook-daily.md and sensors/today.sh.
+
+ENVIRONMENT
+  LOOOP_DATA_DIR   the data dir          LOOOP_CONFIG   the config file
+  LOOOP_BIN, LOOOP_SESSION_ID            set by looop inside each worker
+  XDG_STATE_HOME   base of the default data dir
+
+EXIT CODES
+  0 ok  1 error  2 bad input  3 bad config  4 not found  5 conflict
+  6 claim held by another  7 looop is not up  8 ask cancelled
+  9 corrupt file  10 storage error  124 timed out  130 interrupted
+"""

@@ -1,0 +1,157 @@
+"""The one owner of data-dir paths: every file looop reads or writes is named here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from looop.ids import check_id
+
+PULSE_SESSION = "pulse"
+
+
+def default_data_dir() -> Path:
+    """`$LOOOP_DATA_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/looop`."""
+    explicit = os.environ.get("LOOOP_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home).expanduser().absolute() / "looop"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Paths inside one data dir. Creating the object touches nothing; see `bootstrap.open_data_dir`."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> DataDir:
+        return cls(default_data_dir())
+
+    @property
+    def config(self) -> Path:
+        explicit = os.environ.get("LOOOP_CONFIG")
+        return Path(explicit).expanduser().absolute() if explicit else self.root / "config.json"
+
+    @property
+    def playbook(self) -> Path:
+        return self.root / "PLAYBOOK.md"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.md"
+
+    @property
+    def notifications(self) -> Path:
+        return self.root / "notifications.jsonl"
+
+    @property
+    def goals(self) -> Path:
+        return self.root / "goals"
+
+    @property
+    def goals_archive(self) -> Path:
+        return self.goals / "archive"
+
+    @property
+    def sensors(self) -> Path:
+        return self.root / "sensors"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def asks(self) -> Path:
+        return self.root / "asks"
+
+    @property
+    def answers(self) -> Path:
+        return self.root / "answers"
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def claims(self) -> Path:
+        return self.root / "claims"
+
+    @property
+    def sessions(self) -> Path:
+        return self.root / "sessions"
+
+    @property
+    def daemon_lock(self) -> Path:
+        """The single-instance flock of the `up` process."""
+        return self.root / ".lock"
+
+    @property
+    def store_lock(self) -> Path:
+        """The inter-process lock every mutation takes."""
+        return self.root / ".store.lock"
+
+    @property
+    def last_tick_hash(self) -> Path:
+        return self.root / ".last-tick-hash"
+
+    @property
+    def seeded_marker(self) -> Path:
+        return self.root / ".seeded"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / ".control.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "up.log"
+
+    def goal(self, goal_id: str) -> Path:
+        return self.goals / f"{check_id(goal_id, 'goal id')}.md"
+
+    def sensor(self, name: str) -> Path:
+        return self.sensors / f"{check_id(name, 'sensor name')}.sh"
+
+    def ask(self, ask_id: str) -> Path:
+        return self.asks / f"{check_id(ask_id, 'ask id')}.json"
+
+    def answer(self, ask_id: str) -> Path:
+        return self.answers / f"{check_id(ask_id, 'ask id')}.json"
+
+    def claim(self, resource: str) -> Path:
+        return self.claims / f"{check_id(resource, 'resource')}.json"
+
+    def session(self, session_id: str) -> Path:
+        return self.sessions / check_id(session_id, "session id")
+
+    def session_state(self, session_id: str) -> Path:
+        return self.session(session_id) / "state.json"
+
+    def session_costs(self, session_id: str) -> Path:
+        return self.session(session_id) / "cost.jsonl"
+
+    def prompt(self, session_id: str) -> Path:
+        return self.prompts / f"{check_id(session_id, 'session id')}.md"
+
+    def directories(self) -> list[Path]:
+        """Every directory a seeded data dir has."""
+        return [
+            self.root,
+            self.goals,
+            self.goals_archive,
+            self.sensors,
+            self.snapshots,
+            self.asks,
+            self.answers,
+            self.prompts,
+            self.reports,
+            self.claims,
+            self.sessions,
+        ]

@@ -1,0 +1,117 @@
+"""The world as the root agent sees it: one read of the data dir, and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import orjson
+
+from looop import journal, notify
+from looop.claims import all_claims
+from looop.config import load_config
+from looop.costs import cost_totals
+from looop.errors import ConfigError, CorruptFile
+from looop.fsio import read_json
+from looop.ids import is_valid_id
+from looop.mailbox import pending_asks
+from looop.memory import list_goals
+from looop.paths import PULSE_SESSION, DataDir
+
+MAX_READING = 64 * 1024
+
+
+def read_snapshots(dd: DataDir) -> dict[str, str]:
+    """Each sensor's latest reading, by sensor name."""
+    readings: dict[str, str] = {}
+    try:
+        names = sorted(os.listdir(dd.snapshots))
+    except FileNotFoundError:
+        return readings
+    for name in names:
+        if not name.endswith(".txt") or not is_valid_id(name[:-4]):
+            continue
+        try:
+            with open(dd.snapshots / name, "rb") as handle:
+                data = handle.read(MAX_READING + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # a beat swapped the directory under us; the next read sees the new one
+        text = data[:MAX_READING].decode(errors="replace")
+        readings[name[:-4]] = text + ("\n[reading cut at 64 KiB]" if len(data) > MAX_READING else "")
+    return readings
+
+
+def session_ids(dd: DataDir) -> list[str]:
+    """Every session dir name (workers and the pulse)."""
+    try:
+        return sorted(n for n in os.listdir(dd.sessions) if is_valid_id(n))
+    except FileNotFoundError:
+        return []
+
+
+def read_workers(dd: DataDir) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each worker's recorded state, and lines describing unreadable state files."""
+    workers: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for session in session_ids(dd):
+        if session == PULSE_SESSION:
+            continue
+        try:
+            raw = read_json(dd.session_state(session))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except CorruptFile as problem:
+            problems.append(problem.message)
+            continue
+        workers.append(
+            {**raw, "id": session, "state": str(raw.get("state", "unknown")), "alive": bool(raw.get("alive"))}
+        )
+    return workers, problems
+
+
+def world_hash(
+    snapshots: dict[str, str], asks: list[dict[str, Any]], workers: list[dict[str, Any]], goals: list[str]
+) -> str:
+    """A stable digest of what the root agent acts on; the journal is left out on purpose,
+    so that the root agent's own moves do not wake it."""
+    essence = {
+        "snapshots": snapshots,
+        "asks": [{k: a[k] for k in ("id", "worker", "prompt", "reference", "options")} for a in asks],
+        "workers": [{k: w[k] for k in ("id", "state", "alive")} for w in workers],
+        "goals": goals,
+    }
+    return hashlib.sha256(orjson.dumps(essence, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
+    """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ...}`."""
+    snapshots = read_snapshots(dd)
+    asks, problems = pending_asks(dd)
+    workers, worker_problems = read_workers(dd)
+    claims, claim_problems = all_claims(dd)
+    goals = list_goals(dd)
+    problems += worker_problems + claim_problems
+    try:
+        load_config(dd.config)
+    except ConfigError as exc:
+        problems.append(exc.message)
+    spend = {s: t for s in session_ids(dd) if (t := cost_totals(dd, s))}
+    total: dict[str, float] = {}
+    for totals in spend.values():
+        for unit, amount in totals.items():
+            total[unit] = total.get(unit, 0.0) + amount
+    public_asks = [a.public() for a in asks]
+    return {
+        "world_hash": world_hash(snapshots, public_asks, workers, goals),
+        "data_dir": str(dd.root),
+        "snapshots": snapshots,
+        "asks": public_asks,
+        "workers": workers,
+        "goals": goals,
+        "claims": [c.public() for c in claims],
+        "spend": {"by_session": spend, "total": total},
+        "notifications": notify.recent(dd),
+        "journal_tail": journal.tail(dd, journal_count),
+        "problems": problems,
+    }

@@ -1,0 +1,121 @@
+"""Block until files change: inotify through libc on Linux, a short poll elsewhere.
+
+No extra dependency: the three inotify calls are reached with ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import select
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+IN_MODIFY = 0x002
+IN_CLOSE_WRITE = 0x008
+IN_MOVED_FROM = 0x040
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_ONLYDIR = 0x01000000
+WATCH_MASK = (
+    IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+)
+POLL_INTERVAL = 0.2
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.inotify_init1  # noqa: B018 - probe that the symbol exists
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
+
+
+class DirWatcher:
+    """Watches directories for entries created, written, renamed or deleted."""
+
+    def __init__(self) -> None:
+        self._fd = -1
+        if _LIBC is not None:
+            self._fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    @property
+    def event_driven(self) -> bool:
+        return self._fd >= 0
+
+    def watch(self, directories: Iterable[Path]) -> None:
+        """Add watches; re-adding a watched directory is cheap, a replaced one gets a new watch."""
+        if _LIBC is None or self._fd < 0:
+            return
+        for directory in directories:
+            _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), WATCH_MASK)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until an event or `timeout`; drain the events. True when something happened."""
+        if self._fd < 0:
+            time.sleep(POLL_INTERVAL if timeout is None else min(POLL_INTERVAL, max(timeout, 0)))
+            return True
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if not ready:
+            return False
+        while True:
+            try:
+                if not os.read(self._fd, 65536):
+                    break
+            except BlockingIOError:
+                break
+        return True
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> DirWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_until(
+    directories: Callable[[], Iterable[Path]], check: Callable[[], T | None], timeout: float | None
+) -> T | None:
+    """Return `check()` once it is not None, re-checking on every change below `directories()`.
+
+    Watches are added before each check, so a change between the check and the block is not lost.
+    Returns None when `timeout` seconds pass first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with DirWatcher() as watcher:
+        while True:
+            watcher.watch(d for d in directories() if d.is_dir())
+            result = check()
+            if result is not None:
+                return result
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            watcher.wait(remaining)

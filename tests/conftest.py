@@ -1,0 +1,86 @@
+"""Fixtures: every test drives the real `looop` executable on a temp data dir of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+BIN_DIR = Path(sys.executable).parent
+LOOOP = str(BIN_DIR / "looop") if (BIN_DIR / "looop").exists() else "looop"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Looop:
+    """Runs the real CLI against one data dir."""
+
+    data: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, *args: str, input: str | None = None, code: int | None = 0, timeout: float = 30, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `looop ARGS`; assert the exit code unless `code` is None."""
+        done = subprocess.run(
+            [LOOOP, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **env},
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if code is not None:
+            assert done.returncode == code, (
+                f"looop {' '.join(args)} exited {done.returncode}, wanted {code}\n"
+                f"stdout: {done.stdout}\nstderr: {done.stderr}"
+            )
+        return done
+
+    def popen(self, *args: str, stdin: int = subprocess.DEVNULL, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [LOOOP, *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**self.env, **env},
+        )
+
+    def state(self) -> dict[str, Any]:
+        value = orjson.loads(self.run("_", "state", "--json").stdout)
+        assert isinstance(value, dict)
+        return value
+
+    def journal(self) -> str:
+        return (self.data / "journal.md").read_text()
+
+
+@pytest.fixture
+def looop(tmp_path: Path) -> Iterator[Looop]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
+    env.update(
+        LOOOP_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"), PYTHONDONTWRITEBYTECODE="1"
+    )
+    (tmp_path / "home").mkdir()
+    yield Looop(tmp_path / "data", env)

@@ -1,0 +1,70 @@
+"""Bad input: one line on stderr, a non-zero exit, no traceback, and nothing on disk touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Looop
+
+BAD_IDS = ["../x", "", "x" * 65, "_x", ".hidden", "a/b", "a b", "é"]
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_ids_are_refused_before_touching_disk(looop: Looop, bad: str) -> None:
+    looop.run("_", "state")
+    before = tree(looop.data)
+    for argv in (
+        ["_", "goal", "write", bad, "body"],
+        ["_", "goal", "archive", bad],
+        ["_", "sensor", "write", bad, "echo"],
+        ["_", "sensor", "remove", bad],
+        ["_", "answer", bad, "yes"],
+        ["_", "ask", bad, "--prompt", "p"],
+        ["_", "claim", bad, "r"],
+        ["_", "claim", "w1", bad],
+        ["_", "unclaim", "w1", bad],
+        ["_", "cost", bad, "1"],
+    ):
+        done = looop.run(*argv, code=2)
+        assert done.stderr.startswith("looop: invalid "), (argv, done.stderr)
+        assert done.stderr.count("\n") == 1, (argv, done.stderr)
+        assert done.stdout == ""
+    assert tree(looop.data) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["_", "nosuchverb"],
+        ["_", "answer"],
+        ["_", "goal", "write"],
+        ["_", "wait", "--timeout", "soon"],
+        ["_", "cost", "w1", "1", "--unit", "eur"],
+        ["_", "state", "--bogus"],
+        ["nosuchcommand"],
+    ],
+)
+def test_usage_errors_are_one_line(looop: Looop, argv: list[str]) -> None:
+    done = looop.run(*argv, code=2)
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("looop: "), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_body_is_never_awaited_from_a_terminal(looop: Looop) -> None:
+    # with stdin at /dev/null the body is empty, which is refused
+    done = looop.run("_", "goal", "write", "g", code=2)
+    assert "empty" in done.stderr
+
+
+def test_an_unwritable_data_dir_is_one_line(looop: Looop, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    done = looop.run("_", "state", code=None, LOOOP_DATA_DIR=str(blocker / "data"))
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

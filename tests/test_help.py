@@ -1,0 +1,62 @@
+"""The installed program is its own manual."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Looop
+
+
+def test_top_level_help_carries_the_whole_contract(looop: Looop) -> None:
+    text = looop.run("--help").stdout
+    for section in (
+        "ROLES",
+        "HOW TO RUN IT",
+        "ROOT AGENT CONTRACT",
+        "VERBS",
+        "INVARIANTS",
+        "WORKER CONTRACT",
+        "DATA DIR",
+        "ENVIRONMENT",
+        "EXIT CODES",
+    ):
+        assert section in text, section
+    for phrase in (
+        "looop _ wait --json",
+        '"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID"',
+        "LOOOP_DATA_DIR",
+        "LOOOP_CONFIG",
+        "session_ttl",
+        "journal.md",
+        "PLAYBOOK.md",
+        "reports/",
+        "claims/",
+        "looop up",
+        "looop down",
+    ):
+        assert phrase in text, phrase
+    assert not (looop.data).exists(), "help must not create a data dir"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["_", "state"], "--json"),
+        (["_", "wait"], "--timeout"),
+        (["_", "answer"], "ASK_ID"),
+        (["_", "goal", "write"], "ID [BODY]"),
+        (["_", "goal", "archive"], "goals/archive/"),
+        (["_", "sensor", "write"], "NAME [SCRIPT]"),
+        (["_", "playbook", "write"], "PLAYBOOK.md"),
+        (["_", "run"], "--reason"),
+        (["_", "notify"], "MESSAGE"),
+        (["_", "ask"], "--options"),
+        (["_", "claim"], "RESOURCE"),
+        (["_", "unclaim"], "RESOURCE"),
+        (["_", "cost"], "--unit"),
+    ],
+)
+def test_every_verb_has_exact_help(looop: Looop, argv: list[str], expected: str) -> None:
+    text = looop.run(*argv, "--help").stdout
+    assert f"Usage: looop {' '.join(argv)}" in text
+    assert expected in text

@@ -1,0 +1,88 @@
+"""`_ wait` returns when the world hash moved since it last returned, and blocks otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import orjson
+
+from tests.conftest import Looop, wait_for
+
+
+def wait_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    value = orjson.loads(out)
+    assert isinstance(value, dict)
+    return value
+
+
+def settle(looop: Looop) -> str:
+    """Consume the pending change, so that the next wait blocks."""
+    state = orjson.loads(looop.run("_", "wait", "--json").stdout)
+    return str(state["world_hash"])
+
+
+def test_wait_returns_at_once_after_a_change_then_blocks_until_the_next(looop: Looop) -> None:
+    first = settle(looop)
+    assert (looop.data / ".last-tick-hash").read_text().strip() == first
+    done = looop.run("_", "wait", "--json", "--timeout", "0.3", code=124)
+    assert orjson.loads(done.stdout)["world_hash"] == first
+    assert "no change within 0.3s" in done.stderr
+
+
+def test_a_new_ask_wakes_a_blocked_wait(looop: Looop) -> None:
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json")
+    asker = looop.popen("_", "ask", "w1", "--prompt", "Merge it?", "--options", "yes,no")
+    state = wait_json(waiter)
+    assert [a["prompt"] for a in state["asks"]] == ["Merge it?"]
+    looop.run("_", "answer", "w1-1", "no")
+    asker.wait(timeout=10)
+
+
+def test_a_changed_snapshot_wakes_a_blocked_wait(looop: Looop) -> None:
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json")
+    # what the pulse does at each beat: readings land by rename
+    tmp = looop.data / "snapshots/.ci.txt.tmp"
+    tmp.write_text("red\n")
+    os.replace(tmp, looop.data / "snapshots/ci.txt")
+    assert wait_json(waiter)["snapshots"] == {"ci": "red\n"}
+
+
+def test_a_swapped_snapshots_dir_wakes_a_blocked_wait(looop: Looop) -> None:
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json")
+    fresh = looop.data / "snapshots.new"
+    fresh.mkdir()
+    (fresh / "today.txt").write_text("date: x\n")
+    os.rename(looop.data / "snapshots", looop.data / "snapshots.old")
+    os.rename(fresh, looop.data / "snapshots")
+    assert wait_json(waiter)["snapshots"] == {"today": "date: x\n"}
+
+
+def test_the_root_agents_own_journaled_moves_do_not_wake_it(looop: Looop) -> None:
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json", "--timeout", "1.5")
+    looop.run("_", "notify", "just saying")
+    looop.run("_", "run", "true")
+    looop.run("_", "claim", "w1", "thing")
+    _, err = waiter.communicate(timeout=15)
+    assert waiter.returncode == 124, err
+
+
+def test_a_new_goal_and_a_worker_state_change_wake_it(looop: Looop) -> None:
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json")
+    looop.run("_", "goal", "write", "new-goal", "body")
+    assert "new-goal" in wait_json(waiter)["goals"]
+    session = looop.data / "sessions/w9"
+    session.mkdir()
+    waiter = looop.popen("_", "wait", "--json")
+    wait_for(lambda: (looop.data / ".last-tick-hash").exists())
+    (session / ".s.tmp").write_text('{"v": 1, "id": "w9", "state": "running", "alive": true}')
+    os.replace(session / ".s.tmp", session / "state.json")
+    assert wait_json(waiter)["workers"][0]["state"] == "running"
