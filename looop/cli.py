@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from looop import __version__
 from looop.errors import InvalidInput, LooopError
 
-if False:  # typing only: keep start-up free of the data-dir modules
+if TYPE_CHECKING:  # keep start-up free of the data-dir modules
     from looop.paths import DataDir
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -78,6 +78,35 @@ def status_command() -> None:
     show_state(as_json=False)
 
 
+@cli.command("up", context_settings=CONTEXT)
+@click.option("--foreground", is_flag=True, help="Run attached (for systemd/launchd units and tests).")
+def up_command(foreground: bool) -> int:
+    """Start the pulse: a detached, single-instance process; prints its pid once it is up.
+
+    Logs go to up.log in the data dir. SIGTERM or SIGINT stop it cleanly (so does `looop down`).
+    """
+    from looop.daemon import AlreadyUp, run_foreground, start_detached
+
+    dd = data_dir()
+    if foreground:
+        return run_foreground(dd)
+    try:
+        pid = start_detached(dd)
+    except AlreadyUp as exc:
+        click.echo(f"looop is {exc.message}")
+        return 0
+    click.echo(f"looop is up (pid {pid}); data dir {dd.root}")
+    return 0
+
+
+@cli.command("down", context_settings=CONTEXT)
+def down_command() -> None:
+    """Stop the pulse and every live worker; wait until the process has exited."""
+    from looop.daemon import stop
+
+    click.echo(stop(data_dir()))
+
+
 @cli.group("_", context_settings=CONTEXT)
 def verbs() -> None:
     """The verbs the root agent and workers drive looop with (see `looop --help`)."""
@@ -85,8 +114,11 @@ def verbs() -> None:
 
 def show_state(as_json: bool) -> None:
     from looop.state import gather
+    from looop.upstatus import read_status
 
-    state = gather(data_dir())
+    dd = data_dir()
+    state = gather(dd)
+    state["pulse"] = read_status(dd)
     if as_json:
         emit_json(state)
     else:
@@ -188,7 +220,9 @@ def sensor_write(name: str, script: tuple[str, ...], reason: str) -> None:
     from looop.memory import write_sensor
 
     check_id(name, "sensor name")
-    click.echo(f"sensor {name}: {write_sensor(data_dir(), name, read_body(script, 'sensor script'), reason)}")
+    dd = data_dir()
+    click.echo(f"sensor {name}: {write_sensor(dd, name, read_body(script, 'sensor script'), reason)}")
+    poke_sensor(dd, name)
 
 
 @sensor_group.command("remove", context_settings=CONTEXT)
@@ -200,7 +234,16 @@ def sensor_remove(name: str, reason: str) -> None:
     from looop.memory import remove_sensor
 
     check_id(name, "sensor name")
-    click.echo(f"sensor {name}: {remove_sensor(data_dir(), name, reason)}")
+    dd = data_dir()
+    click.echo(f"sensor {name}: {remove_sensor(dd, name, reason)}")
+    poke_sensor(dd, name)
+
+
+def poke_sensor(dd: DataDir, name: str) -> None:
+    """Have a running pulse re-run (or drop) this sensor now rather than at the next beat."""
+    from looop.control import request
+
+    request(dd, {"op": "sensor", "name": name}, timeout=5)
 
 
 @verbs.group("playbook", context_settings=CONTEXT)

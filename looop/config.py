@@ -46,6 +46,12 @@ def _positive_duration(value: object) -> float:
     return seconds
 
 
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a whole number >= 0")
+    return value
+
+
 def _argv(value: object) -> list[str]:
     if isinstance(value, str) and value.strip():
         return [value]
@@ -73,6 +79,8 @@ class Config:
     session_ttl: float = 3 * 86400.0
     sensor_timeout: float | None = None
     notify: list[str] | None = None
+    max_restarts: int = 5
+    restart_period: float = 60.0
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -86,6 +94,8 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "session_ttl": parse_duration,
     "sensor_timeout": _positive_duration,
     "notify": _optional_argv,
+    "max_restarts": _count,
+    "restart_period": _positive_duration,
 }
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from looop import journal
+from looop.control import wait_via_daemon
 from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
 from looop.fsio import StoreLock, read_json, write_json
 from looop.ids import check_id, is_valid_id
 from looop.paths import DataDir
-from looop.watch import wait_until
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
         except CorruptFile:
             return None  # a torn write cannot happen; a hand-edited file will be rewritten
 
-    answer = wait_until(lambda: [dd.answers], settled, timeout)
+    answer = wait_via_daemon(dd, {"op": "answer", "ask": ask_id}, lambda: [dd.answers], settled, timeout)
     if answer is None:
         raise TimedOut(
             f"ask {ask_id} is still unanswered after {timeout:g}s; run the same ask again to wait on"

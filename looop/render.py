@@ -20,7 +20,12 @@ def render_state(state: dict[str, Any]) -> str:
     out = [f"looop  world {state['world_hash']}  data {state['data_dir']}"]
     pulse = state.get("pulse")
     if pulse is not None:
-        out.append(f"pulse: {pulse.get('summary', 'unknown')}")
+        from looop.upstatus import summary
+
+        out.append(f"pulse: {summary(pulse)}")
+        for name, meta in sorted((pulse.get("sensors") or {}).items()) if pulse.get("running") else []:
+            took = "?" if meta.get("duration") is None else f"{meta['duration']:.2f}s"
+            out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
     asks = state["asks"]
     out.append(f"\nasks waiting for an answer ({len(asks)}):" if asks else "\nasks: none pending")
     for ask in asks:

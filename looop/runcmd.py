@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import BinaryIO
 
 from looop import journal
 from looop.errors import InvalidInput, TimedOut
 from looop.paths import DataDir
 from looop.procenv import child_env
+from looop.procs import drain, kill_group, popen_waiter
 
 TAIL_BYTES = 4096
 KILL_GRACE = 3.0
-LEADER_CHECK = 0.25
 
 
 def command_argv(words: list[str]) -> list[str]:
@@ -28,48 +26,20 @@ def command_argv(words: list[str]) -> list[str]:
     return ["/bin/sh", "-c", words[0]] if len(words) == 1 else list(words)
 
 
-def kill_group(pgid: int, grace: float, waiter: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, then SIGKILL it if the leader outlives `grace`."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            waiter.wait(timeout=wait)
-            if sig == signal.SIGTERM:
-                os.killpg(pgid, signal.SIGKILL)  # stragglers that outlived their leader
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
-
-
-def _pump(process: subprocess.Popen[bytes], out: BinaryIO, deadline: float | None) -> tuple[bytes, bool]:
-    """Copy the child's output to `out` until it closes; return the output's tail and whether time ran out."""
-    assert process.stdout is not None
+def _tee_tail(out: BinaryIO) -> tuple[Callable[[int, bytes], None], deque[bytes]]:
+    """A drain sink that copies output through and keeps its last TAIL_BYTES."""
     tail: deque[bytes] = deque()
-    size = 0
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return b"".join(tail), True
-            if not selector.select(LEADER_CHECK if remaining is None else min(remaining, LEADER_CHECK)):
-                if process.poll() is not None:
-                    return b"".join(tail), False  # a background child may hold the pipe open for ever
-                continue
-            chunk = os.read(process.stdout.fileno(), 65536)
-            if not chunk:
-                return b"".join(tail), False
-            out.write(chunk)
-            out.flush()
-            tail.append(chunk)
-            size += len(chunk)
-            while size - len(tail[0]) >= TAIL_BYTES:
-                size -= len(tail.popleft())
+    size = [0]
+
+    def sink(_fd: int, chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+        tail.append(chunk)
+        size[0] += len(chunk)
+        while size[0] - len(tail[0]) >= TAIL_BYTES:
+            size[0] -= len(tail.popleft())
+
+    return sink, tail
 
 
 def run_command(dd: DataDir, words: list[str], reason: str, timeout: float | None) -> int:
@@ -89,10 +59,12 @@ def run_command(dd: DataDir, words: list[str], reason: str, timeout: float | Non
     except OSError as exc:
         journal.record(dd, "run", shown, f"could not start: {exc.strerror}", reason)
         raise InvalidInput(f"cannot run {argv[0]!r}: {exc.strerror}") from None
-    tail, timed_out = _pump(process, sys.stdout.buffer, deadline)
+    sink, chunks = _tee_tail(sys.stdout.buffer)
+    timed_out = drain(process, deadline, sink)
     if timed_out:
-        kill_group(process.pid, KILL_GRACE, process)
+        kill_group(process.pid, KILL_GRACE, popen_waiter(process))
     status = process.wait()
+    tail = b"".join(chunks)
     code = status if status >= 0 else 128 - status
     output = journal.one_line("\n".join(tail.decode(errors="replace").splitlines()[-3:]), 200)
     result = f"timed out after {timeout:g}s, killed" if timed_out else f"exit {code}"

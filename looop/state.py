@@ -19,7 +19,7 @@ from looop.mailbox import pending_asks
 from looop.memory import list_goals
 from looop.paths import PULSE_SESSION, DataDir
 
-MAX_READING = 64 * 1024
+MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
 
 
 def read_snapshots(dd: DataDir) -> dict[str, str]:
@@ -38,7 +38,7 @@ def read_snapshots(dd: DataDir) -> dict[str, str]:
         except (FileNotFoundError, NotADirectoryError):
             continue  # a beat swapped the directory under us; the next read sees the new one
         text = data[:MAX_READING].decode(errors="replace")
-        readings[name[:-4]] = text + ("\n[reading cut at 64 KiB]" if len(data) > MAX_READING else "")
+        readings[name[:-4]] = text + ("\n[reading cut at 128 KiB]" if len(data) > MAX_READING else "")
     return readings
 
 

@@ -207,6 +207,30 @@ class WhichChildren:
     """Ask for `{name: ref}` of the children currently running."""
 
 
+ASK_TIMEOUT = 10.0
+
+
+def children_of(
+    supervisor: pykka.ActorRef[Any], timeout: float = ASK_TIMEOUT
+) -> dict[str, pykka.ActorRef[Any]]:
+    """`{name: ref}` of the running children."""
+    refs: dict[str, pykka.ActorRef[Any]] = supervisor.ask(WhichChildren(), timeout=timeout)  # type: ignore[assignment]
+    return refs
+
+
+def start_child(
+    supervisor: pykka.ActorRef[Any], spec: ChildSpec, timeout: float = ASK_TIMEOUT
+) -> pykka.ActorRef[Any]:
+    """Start one more child (a worker, a new sensor) and return its ref."""
+    ref: pykka.ActorRef[Any] = supervisor.ask(StartChild(spec), timeout=timeout)  # type: ignore[assignment]
+    return ref
+
+
+def stop_child(supervisor: pykka.ActorRef[Any], name: str, timeout: float = ASK_TIMEOUT) -> bool:
+    """Stop a child for good (it is not restarted); False if there was none."""
+    return bool(supervisor.ask(StopChild(name), timeout=timeout))
+
+
 class Supervisor(SupervisedActor):
     """one_for_one supervision of an ordered list of children; a supervisor is itself supervisable."""
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from looop.control import wait_via_daemon
 from looop.fsio import atomic_write
 from looop.paths import DataDir
 from looop.state import gather, session_ids
-from looop.watch import wait_until
 
 
 def watched_dirs(dd: DataDir) -> list[Path]:
@@ -35,7 +35,7 @@ def wait_for_change(dd: DataDir, timeout: float | None) -> tuple[dict[str, Any],
         latest.update(gather(dd))
         return latest if latest["world_hash"] != last else None
 
-    state = wait_until(lambda: watched_dirs(dd), changed, timeout)
+    state = wait_via_daemon(dd, {"op": "wait", "since": last}, lambda: watched_dirs(dd), changed, timeout)
     if state is None:
         return latest, False
     atomic_write(dd.last_tick_hash, (state["world_hash"] + "\n").encode())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,7 +40,12 @@ class Looop:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
-        self, *args: str, input: str | None = None, code: int | None = 0, timeout: float = 30, **env: str
+        self,
+        *args: str,
+        input: str | None = None,
+        code: int | None = 0,
+        timeout: float = 30,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `looop ARGS`; assert the exit code unless `code` is None."""
         done = subprocess.run(
@@ -47,7 +54,7 @@ class Looop:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**self.env, **env},
+            env={**self.env, **(env or {})},
             stdin=None if input is not None else subprocess.DEVNULL,
         )
         if code is not None:
@@ -84,3 +91,69 @@ def looop(tmp_path: Path) -> Iterator[Looop]:
     )
     (tmp_path / "home").mkdir()
     yield Looop(tmp_path / "data", env)
+
+
+class Up:
+    """Starts `looop up` on a Looop's data dir with a given config; always cleans up."""
+
+    def __init__(self, looop: Looop) -> None:
+        self.looop = looop
+        self.pids: list[int] = []
+
+    def configure(self, **config: object) -> None:
+        self.looop.run("_", "state")
+        settings = {"interactive": "pi", "interval": "60s", **config}
+        (self.looop.data / "config.json").write_bytes(orjson.dumps(settings))
+
+    def start(self, **env: str) -> int:
+        out = self.looop.run("up", env=env).stdout
+        assert out.startswith("looop is up (pid "), out
+        pid = int(out.split("(pid ")[1].split(")")[0])
+        self.pids.append(pid)
+        return pid
+
+    def pulse(self) -> dict[str, Any]:
+        state = self.looop.state()
+        pulse = state["pulse"]
+        assert isinstance(pulse, dict)
+        return pulse
+
+    def wait_beats(self, count: int, timeout: float = 30) -> dict[str, Any]:
+        return dict(
+            wait_for(lambda: (p := self.pulse()).get("beats", 0) >= count and p, timeout, f"{count} beats")
+        )
+
+    def close(self) -> None:
+        self.looop.run("down", code=None, timeout=90)
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if b") Z " in Path(f"/proc/{pid}/stat").read_bytes():
+            return False
+    return True
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of running processes that mention `marker` (leftover check)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            line = stat.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if marker in line and alive(int(stat.parent.name)):
+                found.append(line)
+    return found
+
+
+@pytest.fixture
+def up(looop: Looop) -> Iterator[Up]:
+    daemon = Up(looop)
+    yield daemon
+    daemon.close()

@@ -65,6 +65,6 @@ def test_a_body_is_never_awaited_from_a_terminal(looop: Looop) -> None:
 def test_an_unwritable_data_dir_is_one_line(looop: Looop, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a dir")
-    done = looop.run("_", "state", code=None, LOOOP_DATA_DIR=str(blocker / "data"))
+    done = looop.run("_", "state", code=None, env={"LOOOP_DATA_DIR": str(blocker / "data")})
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

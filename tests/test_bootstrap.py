@@ -90,7 +90,7 @@ def test_the_default_data_dir_follows_xdg_state_home(looop: Looop, tmp_path: Pat
 
 def test_looop_config_overrides_the_config_path_and_is_seeded_there(looop: Looop, tmp_path: Path) -> None:
     config = tmp_path / "elsewhere.json"
-    looop.run("_", "state", LOOOP_CONFIG=str(config))
+    looop.run("_", "state", env={"LOOOP_CONFIG": str(config)})
     assert "interactive" in orjson.loads(config.read_bytes())
     assert not (looop.data / "config.json").exists()
 

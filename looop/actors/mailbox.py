@@ -1,0 +1,156 @@
+"""The mailbox: serves the control socket and wakes waiters the instant the world changes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from looop import control
+from looop.errors import LooopError
+from looop.paths import DataDir
+from looop.state import gather
+from looop.supervisor import Link, SupervisedActor, tell_quietly
+from looop.tick import watched_dirs
+from looop.watch import DirWatcher
+
+WATCH_TICK = 1.0
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request read from the socket, with the connection to reply on."""
+
+    conn: socket.socket
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """Something under the data dir changed."""
+
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class MailboxActor(SupervisedActor):
+    """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`."""
+
+    def __init__(self, dd: DataDir, handlers: dict[str, Handler], link: Link) -> None:
+        super().__init__(link)
+        self.dd = dd
+        self.handlers = handlers
+        self._server: socket.socket | None = None
+        self._closing = threading.Event()
+        self._world_waiters: list[tuple[socket.socket, str]] = []
+        self._answer_waiters: list[tuple[socket.socket, str]] = []
+
+    def started(self) -> None:
+        self._server = control.listen(self.dd)
+        self.spawn(self._accept_loop, "mailbox-accept")
+        self.spawn(self._watch_loop, "mailbox-watch")
+
+    def cleanup(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(control.socket_path(self.dd))
+        for conn, _ in self._world_waiters + self._answer_waiters:
+            control.send_quietly(conn, {"ok": False, "error": "looop is going down"})
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Incoming):
+            self._incoming(message.conn, message.request)
+        elif isinstance(message, Changed):
+            self._check()
+        else:
+            super().handle(message)
+
+    # threads ----------------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        me = self.actor_ref
+        server = self._server
+        assert server is not None
+        while not self._closing.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closing.is_set():
+                    return
+                raise
+            conn.settimeout(5.0)
+            try:
+                if control.peer_uid(conn) not in (None, os.getuid()):
+                    control.send_quietly(conn, {"ok": False, "error": "refused: another user"})
+                    continue
+                request = control.read_line(conn)
+            except OSError:
+                conn.close()
+                continue
+            if request is None:
+                control.send_quietly(conn, {"ok": False, "error": "expected one JSON object per line"})
+                continue
+            conn.settimeout(None)
+            tell_quietly(me, Incoming(conn, request))
+
+    def _watch_loop(self) -> None:
+        me = self.actor_ref
+        with DirWatcher() as watcher:
+            while not self._closing.is_set():
+                watcher.watch(d for d in watched_dirs(self.dd) if d.is_dir())
+                if watcher.wait(WATCH_TICK):
+                    tell_quietly(me, Changed())
+
+    # requests ---------------------------------------------------------------------------------
+
+    def _incoming(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        op = request.get("op")
+        if op == "wait":
+            self._world_waiters.append((conn, str(request.get("since", ""))))
+            self._check()
+        elif op == "answer":
+            self._answer_waiters.append((conn, str(request.get("ask", ""))))
+            self._check()
+        elif op == "ping":
+            control.send_quietly(conn, {"ok": True, "pid": os.getpid()})
+        elif isinstance(op, str) and op in self.handlers:
+            try:
+                reply = self.handlers[op](request)
+            except Exception as exc:
+                reply = {"ok": False, "error": str(exc)}
+            control.send_quietly(conn, reply)
+        else:
+            control.send_quietly(conn, {"ok": False, "error": f"unknown op {op!r}"})
+
+    def _check(self) -> None:
+        """Reply to every waiter whose condition now holds; forget those who hung up."""
+        self._world_waiters = [(c, s) for c, s in self._world_waiters if not control.is_closed(c)]
+        self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not control.is_closed(c)]
+        if self._world_waiters:
+            world = gather(self.dd)["world_hash"]
+            still: list[tuple[socket.socket, str]] = []
+            for conn, since in self._world_waiters:
+                if since != world:
+                    control.send_quietly(conn, {"ok": True, "world_hash": world})
+                else:
+                    still.append((conn, since))
+            self._world_waiters = still
+        waiting: list[tuple[socket.socket, str]] = []
+        for conn, ask_id in self._answer_waiters:
+            try:
+                settled = self.dd.answer(ask_id).exists()
+            except LooopError:
+                settled = True  # an invalid id: let the client find out from the files
+            if settled:
+                control.send_quietly(conn, {"ok": True, "ask": ask_id})
+            else:
+                waiting.append((conn, ask_id))
+        self._answer_waiters = waiting
