@@ -27,6 +27,8 @@ HOW TO RUN IT
      and tell it: "observe looop: read `looop --help`, then loop on
      `looop _ wait --json` and act on what it returns."
   3. looop down      stop the pulse and every live worker
+  `looop status` shows the pulse and the state; `looop up --foreground` runs
+  attached (for a systemd/launchd unit); its log is up.log in the data dir.
   The human talks to the root agent in chat. looop never starts the root
   agent and has nothing to attach to.
 
@@ -94,6 +96,9 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                        session_ttl   keep ended sessions this long (3d)
                        sensor_timeout  per sensor (min(interval, 30s))
                        notify        argv run with each notice appended
+                       max_restarts, restart_period   restart intensity of
+                                     the supervisor (5 in 60s); past it
+                                     `up` stops and exits 1
                      durations: seconds, or 90s / 15m / 12h / 3d
   PLAYBOOK.md        standing orders          }
   goals/ID.md        goals (archive/ kept)    } durable memory

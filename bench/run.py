@@ -1,0 +1,224 @@
+"""looop's benchmark: every figure in one run, printed as a table and written as JSON.
+
+    python bench/run.py [--rounds 50] [--idle-seconds 60] [--json bench/results.json]
+
+Wake-up latency is measured from the moment the ask or answer file landed (its own timestamp)
+to the blocked `_ wait` / `_ ask` process handing over its output, so the figure is the
+notification path, not Python's start-up (which is reported on its own line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BIN_DIR = Path(sys.executable).parent
+LOOOP = str(BIN_DIR / "looop") if (BIN_DIR / "looop").exists() else "looop"
+
+
+class Bench:
+    """A temp data dir and helpers to drive the real CLI against it."""
+
+    def __init__(self, root: Path) -> None:
+        self.data = root / "data"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
+        self.env.update(LOOOP_DATA_DIR=str(self.data), HOME=str(root))
+
+    def run(self, *args: str, check: bool = True) -> str:
+        done = subprocess.run(
+            [LOOOP, *args], env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"looop {' '.join(args)}: {done.stderr}")
+        return done.stdout
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [LOOOP, *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def config(self, **settings: object) -> None:
+        self.run("_", "state")
+        (self.data / "config.json").write_bytes(
+            orjson.dumps({"interactive": "pi", "interval": "60s", **settings})
+        )
+
+    def pulse(self) -> dict[str, Any]:
+        state = orjson.loads(self.run("_", "state", "--json"))
+        return dict(state["pulse"])
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met")
+            time.sleep(0.05)
+
+
+@contextmanager
+def bench_dir() -> Iterator[Bench]:
+    with tempfile.TemporaryDirectory(prefix="looop-bench-") as root:
+        bench = Bench(Path(root))
+        try:
+            yield bench
+        finally:
+            bench.run("down", check=False)
+
+
+@contextmanager
+def daemon(bench: Bench) -> Iterator[int]:
+    out = bench.run("up")
+    pid = int(out.split("(pid ")[1].split(")")[0])
+    try:
+        yield pid
+    finally:
+        bench.run("down", check=False)
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median": statistics.median(ordered), "p95": p95, "n": len(ordered)}
+
+
+def wake_latencies(bench: Bench, rounds: int) -> tuple[list[float], list[float]]:
+    """(ask -> wait returns, answer -> ask returns), in seconds, over `rounds` round trips."""
+    ask_to_wait: list[float] = []
+    answer_to_ask: list[float] = []
+    bench.run("_", "wait")
+    for i in range(rounds):
+        waiter = bench.popen("_", "wait", "--json")
+        time.sleep(0.15)  # let the waiter block first
+        asker = bench.popen("_", "ask", "bench", "--prompt", f"question {i}")
+        out, _ = waiter.communicate(timeout=30)
+        woke = time.time()
+        [ask] = [a for a in orjson.loads(out)["asks"] if a["prompt"] == f"question {i}"]
+        created = orjson.loads((bench.data / "asks" / f"{ask['id']}.json").read_bytes())["created"]
+        ask_to_wait.append(woke - created)
+        time.sleep(0.05)
+        bench.run("_", "answer", ask["id"], "ok")
+        asker.communicate(timeout=30)
+        returned = time.time()
+        answered = orjson.loads((bench.data / "answers" / f"{ask['id']}.json").read_bytes())["answered_at"]
+        answer_to_ask.append(returned - answered)
+        bench.run("_", "wait")  # consume the change the answer made, so the next wait blocks
+    return ask_to_wait, answer_to_ask
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    start = time.perf_counter()
+    for _ in range(10):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    results["python_floor_s"] = (time.perf_counter() - start) / 10
+
+    with bench_dir() as bench:
+        bench.config()
+        files_ask, files_answer = wake_latencies(bench, args.rounds)
+        results["ask_to_wait_files"] = stats(files_ask)
+        results["answer_to_ask_files"] = stats(files_answer)
+        with daemon(bench):
+            up_ask, up_answer = wake_latencies(bench, args.rounds)
+        results["ask_to_wait_daemon"] = stats(up_ask)
+        results["answer_to_ask_daemon"] = stats(up_answer)
+
+    with bench_dir() as bench:
+        bench.config(interval="3s")
+        for i in range(100):
+            bench.run("_", "sensor", "write", f"s{i:03d}", "#!/bin/sh\nsleep 0.1\necho ok\n")
+        with daemon(bench):
+            durations: list[float] = []
+            for beat in range(1, args.beats + 1):
+                bench.wait_until(lambda: bench.pulse().get("beats", 0) >= beat)  # noqa: B023 - called at once
+                durations.append(bench.pulse()["last_beat_duration"])
+        results["beat_100_sensors_s"] = stats(durations)
+
+    with bench_dir() as bench:
+        bench.config()
+        with daemon(bench) as pid:
+            bench.wait_until(lambda: bench.pulse().get("beats", 0) >= 1)
+            time.sleep(2)
+            before = cpu_seconds(pid)
+            time.sleep(args.idle_seconds)
+            used = cpu_seconds(pid) - before
+            results["idle_cpu_percent"] = 100 * used / args.idle_seconds
+            results["idle_seconds"] = args.idle_seconds
+            results["idle_rss_mib"] = rss_mib(pid)
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    ms = 1000
+    rows = [("python3 -c pass (floor)", f"{results['python_floor_s'] * ms:.0f} ms", "", "reference")]
+
+    def latency(label: str, key: str, goal: str) -> None:
+        figure = results[key]
+        rows.append((label, f"{figure['median'] * ms:.1f} ms", f"{figure['p95'] * ms:.1f} ms", goal))
+
+    latency("ask -> _ wait returns (up)", "ask_to_wait_daemon", "< 50 ms median")
+    latency("answer -> _ ask returns (up)", "answer_to_ask_daemon", "< 50 ms median")
+    latency("ask -> _ wait returns (no up)", "ask_to_wait_files", "< 50 ms median")
+    latency("answer -> _ ask returns (no up)", "answer_to_ask_files", "< 50 ms median")
+    beat = results["beat_100_sensors_s"]
+    rows.append(("beat, 100 sensors of 0.1 s", f"{beat['median']:.2f} s", f"{beat['p95']:.2f} s", "< 1 s"))
+    rows.append(
+        (f"up idle CPU over {results['idle_seconds']} s", f"{results['idle_cpu_percent']:.2f} %", "", "< 1 %")
+    )
+    rows.append(("up idle memory (RSS)", f"{results['idle_rss_mib']:.0f} MiB", "", ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'figure':<{width}}  {'median':>10}  {'p95':>10}  goal", "-" * (width + 36)]
+    lines += [f"{a:<{width}}  {b:>10}  {c:>10}  {d}" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--beats", type=int, default=5)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"))
+    args = parser.parse_args()
+    results = measure(args)
+    results["machine"] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(f"looop bench, {results['machine']['date']}, {results['machine']['cores']} cores")
+    print(table(results))
+    args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+
+if __name__ == "__main__":
+    main()
