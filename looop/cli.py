@@ -360,6 +360,89 @@ def cost_command(session: str, amount: str, unit: str, note: str | None) -> None
     click.echo(f"{session}: total " + ", ".join(f"{v:g} {u}" for u, v in sorted(totals.items())))
 
 
+@verbs.group("worker", context_settings=CONTEXT)
+def worker_group() -> None:
+    """Start or kill worker sessions (agents looop runs in a pty; needs `looop up`)."""
+
+
+@worker_group.command("start", context_settings=CONTEXT)
+@click.argument("worker_id", metavar="ID")
+@click.argument("prompt", nargs=-1)
+@click.option("--cwd", metavar="DIR", help="Work in DIR (default: the current directory).")
+@click.option(
+    "--worktree",
+    metavar="REPO",
+    help="Work in a new git worktree of REPO on branch looop/ID (under box if installed).",
+)
+def worker_start(worker_id: str, prompt: tuple[str, ...], cwd: str | None, worktree: str | None) -> None:
+    """Start worker ID on PROMPT (or stdin): the config's `interactive` agent in a pty.
+
+    The agent is told the worker contract, then PROMPT (all of it is saved in prompts/ID.md).
+    Exit 7 when looop is not up; exit 5 when ID is a live worker. An ended worker's ID may be
+    reused: its old transcript is kept as transcript.log.1.
+    """
+    import os
+
+    from looop.control import call
+    from looop.ids import check_id
+
+    check_id(worker_id, "worker id")
+    task = read_body(prompt, "prompt")
+    if cwd is None and worktree is None:
+        cwd = os.getcwd()
+    request = {"op": "worker_start", "id": worker_id, "prompt": task, "cwd": cwd, "worktree": worktree}
+    reply = call(data_dir(), request, timeout=180)
+    click.echo(f"worker {worker_id} started (pid {reply['pid']}) in {reply['cwd']}")
+
+
+@worker_group.command("kill", context_settings=CONTEXT)
+@click.argument("worker_id", metavar="ID")
+@reason_option
+def worker_kill(worker_id: str, reason: str) -> None:
+    """End worker ID's whole process group (SIGTERM, then SIGKILL after `kill_grace`).
+
+    Its pending asks are cancelled and its claims released. Killing an ended worker is a no-op.
+    """
+    from looop.control import call
+    from looop.ids import check_id
+
+    check_id(worker_id, "worker id")
+    request = {
+        "op": "worker_kill",
+        "id": worker_id,
+        "by": "root",
+        "reason": reason or "killed by the root agent",
+    }
+    click.echo(_ended_line(worker_id, call(data_dir(), request, timeout=300)))
+
+
+def _ended_line(worker_id: str, reply: dict[str, Any]) -> str:
+    if reply.get("already"):
+        return f"worker {worker_id} had already ended ({reply.get('state')})"
+    if reply.get("ending"):
+        return f"worker {worker_id} is ending"
+    how = f" ({reply['how']})" if reply.get("how") else ""
+    return f"worker {worker_id} {reply.get('state')}{how}"
+
+
+@verbs.command("kill", context_settings=CONTEXT)
+@click.argument("session")
+@reason_option
+def kill_command(session: str, reason: str) -> None:
+    """(worker) End your own session: your whole process group stops, your claims are released."""
+    import signal
+
+    from looop.control import call
+    from looop.ids import check_id
+
+    check_id(session, "session id")
+    # this process is in the group being ended: outlive the SIGTERM long enough to answer
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    request = {"op": "worker_kill", "id": session, "by": session, "reason": reason or "ended itself"}
+    click.echo(_ended_line(session, call(data_dir(), request, timeout=60)))
+
+
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"looop: {message}", err=True)
     sys.exit(code)

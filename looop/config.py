@@ -81,6 +81,8 @@ class Config:
     notify: list[str] | None = None
     max_restarts: int = 5
     restart_period: float = 60.0
+    idle_after: float = 30.0
+    kill_grace: float = 5.0
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -96,6 +98,8 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "notify": _optional_argv,
     "max_restarts": _count,
     "restart_period": _positive_duration,
+    "idle_after": _positive_duration,
+    "kill_grace": _positive_duration,
 }
 
 

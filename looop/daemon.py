@@ -21,6 +21,7 @@ from looop.actors.mailbox import MailboxActor
 from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
 from looop.errors import Conflict, LooopError, NotRunning
+from looop.fleet import Fleet
 from looop.paths import DataDir
 from looop.procs import is_running
 from looop.supervisor import ChildSpec, Intensity, Link, Supervisor, children_of, tell_quietly
@@ -74,6 +75,7 @@ class Daemon:
         self.tree = Tree()
         self.status = StatusWriter(dd, os.getpid())
         self.intensity = Intensity(config.max_restarts, config.restart_period)
+        self.fleet = Fleet(dd, lambda: self.tree.get("workers"))
 
     def _escalated(self, why: str) -> None:
         self.exit_code = 1
@@ -81,10 +83,15 @@ class Daemon:
 
     def _specs(self) -> list[ChildSpec]:
         dd, tree, events = self.dd, self.tree, self.status.supervisor_event
-        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor}
+        handlers = {
+            "shutdown": self._on_shutdown,
+            "sensor": self._on_sensor,
+            "worker_start": self.fleet.start,
+            "worker_kill": self.fleet.kill,
+        }
 
         def mailbox(link: Link) -> pykka.ActorRef[Any]:
-            return tree.keep("mailbox", MailboxActor.start(dd, handlers, link))
+            return tree.keep("mailbox", MailboxActor.start(dd, handlers, link, self.fleet.refresh))
 
         def sensors(link: Link) -> pykka.ActorRef[Any]:
             return tree.keep("sensors", Supervisor.start("sensors", [], self.intensity, events, link=link))
@@ -93,11 +100,24 @@ class Daemon:
             ref = PulseActor.start(dd, self.config, lambda: tree.get("sensors"), self.status.update, link)
             return tree.keep("pulse", ref)
 
-        return [ChildSpec("mailbox", mailbox), ChildSpec("sensors", sensors), ChildSpec("pulse", pulse)]
+        def workers(link: Link) -> pykka.ActorRef[Any]:
+            return tree.keep("workers", Supervisor.start("workers", [], self.intensity, events, link=link))
+
+        # stopped in reverse: workers first, the mailbox last
+        return [
+            ChildSpec("mailbox", mailbox),
+            ChildSpec("sensors", sensors),
+            ChildSpec("pulse", pulse),
+            ChildSpec("workers", workers),
+        ]
 
     def _on_shutdown(self, _request: dict[str, Any]) -> dict[str, Any]:
+        live = self.fleet.live_ids()
         self.stop_requested.set()
-        return {"ok": True, "pid": os.getpid(), "stopping": ["pulse", "sensors", "mailbox"]}
+        stopping = ["pulse", "sensors", "mailbox"]
+        if live:
+            stopping.append(f"{len(live)} worker{'s' if len(live) != 1 else ''} ({', '.join(live)})")
+        return {"ok": True, "pid": os.getpid(), "stopping": stopping}
 
     def _on_sensor(self, request: dict[str, Any]) -> dict[str, Any]:
         tell_quietly(self.tree.get("pulse"), RunOne(str(request["name"])))
@@ -119,6 +139,7 @@ class Daemon:
             while not self.stop_requested.wait(3600):
                 pass
         self.status.update(status="stopping")
+        self.fleet.terminate_all("looop is stopping", self.config.kill_grace)
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             top.stop(block=True, timeout=STOP_TIMEOUT)
         pykka.ActorRegistry.stop_all(block=True, timeout=STOP_TIMEOUT)

@@ -137,6 +137,19 @@ class DataDir:
     def session_costs(self, session_id: str) -> Path:
         return self.session(session_id) / "cost.jsonl"
 
+    def transcript(self, session_id: str) -> Path:
+        return self.session(session_id) / "transcript.log"
+
+    def screen(self, session_id: str) -> Path:
+        return self.session(session_id) / "screen.txt"
+
+    def contract(self, session_id: str) -> Path:
+        """The worker contract alone, for agents that take it as a system prompt file."""
+        return self.session(session_id) / "contract.md"
+
+    def worktree(self, session_id: str) -> Path:
+        return self.session(session_id) / "worktree"
+
     def prompt(self, session_id: str) -> Path:
         return self.prompts / f"{check_id(session_id, 'session id')}.md"
 

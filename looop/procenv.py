@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from looop.paths import DataDir
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -21,4 +27,45 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             env["LD_LIBRARY_PATH"] = original
     if extra:
         env.update(extra)
+    return env
+
+
+def looop_bin(dd: DataDir) -> str:
+    """A path that runs this same looop, for `"$LOOOP_BIN"` inside workers: the single binary when
+    frozen, else the console script beside this interpreter, else a wrapper script in the data dir."""
+    if getattr(sys, "frozen", False):
+        return sys.executable
+    script = Path(sys.executable).parent / "looop"
+    if script.is_file() and os.access(script, os.X_OK):
+        return str(script)
+    from looop.fsio import atomic_write, ensure_dir
+
+    package_parent = Path(__file__).resolve().parent.parent
+    wrapper = dd.root / "bin" / "looop"
+    ensure_dir(wrapper.parent)
+    atomic_write(
+        wrapper,
+        (
+            "#!/bin/sh\n"
+            f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}} "
+            f"exec {shlex.quote(sys.executable)} -m looop \"$@\"\n"
+        ).encode(),
+        mode=0o700,
+    )
+    return str(wrapper)
+
+
+def worker_env(dd: DataDir, session: str) -> dict[str, str]:
+    """A worker's environment: the user's, a terminal, and how to reach looop."""
+    env = child_env(
+        {
+            "LOOOP_BIN": looop_bin(dd),
+            "LOOOP_SESSION_ID": session,
+            "LOOOP_DATA_DIR": str(dd.root),
+            "TERM": "xterm-256color",
+        }
+    )
+    env.setdefault("LANG", "C.UTF-8")
+    for inherited in ("COLUMNS", "LINES"):  # the pty has its own size
+        env.pop(inherited, None)
     return env

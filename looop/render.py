@@ -38,7 +38,12 @@ def render_state(state: dict[str, Any]) -> str:
     out.append(f"\nworkers ({len(workers)}):" if workers else "\nworkers: none")
     for worker in workers:
         alive = "alive" if worker["alive"] else "not alive"
-        out.append(f"  {worker['id']}  {worker['state']}  ({alive})")
+        line = f"  {worker['id']}  {worker['state']}  ({alive})"
+        if worker.get("pending_ask"):
+            line += f"  waiting on {worker['pending_ask']}"
+        elif not worker["alive"] and worker.get("end_reason"):
+            line += f"  {worker['end_reason']}"
+        out.append(line)
     goals = state["goals"]
     out.append(f"\ngoals ({len(goals)}): {', '.join(goals)}" if goals else "\ngoals: none")
     snapshots = state["snapshots"]

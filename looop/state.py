@@ -13,11 +13,11 @@ from looop.claims import all_claims
 from looop.config import load_config
 from looop.costs import cost_totals
 from looop.errors import ConfigError, CorruptFile
-from looop.fsio import read_json
 from looop.ids import is_valid_id
 from looop.mailbox import pending_asks
 from looop.memory import list_goals
 from looop.paths import PULSE_SESSION, DataDir
+from looop.sessions import observed, read_record
 
 MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
 
@@ -50,23 +50,24 @@ def session_ids(dd: DataDir) -> list[str]:
         return []
 
 
-def read_workers(dd: DataDir) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each worker's recorded state, and lines describing unreadable state files."""
+def read_workers(
+    dd: DataDir, pending_by_worker: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each worker's state as readers see it (`sessions.observed`), and lines describing unreadable
+    state files. `pending_by_worker` maps a worker to its oldest pending ask."""
+    pending = pending_by_worker or {}
     workers: list[dict[str, Any]] = []
     problems: list[str] = []
     for session in session_ids(dd):
         if session == PULSE_SESSION:
             continue
         try:
-            raw = read_json(dd.session_state(session))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+            raw = read_record(dd, session)
         except CorruptFile as problem:
             problems.append(problem.message)
             continue
-        workers.append(
-            {**raw, "id": session, "state": str(raw.get("state", "unknown")), "alive": bool(raw.get("alive"))}
-        )
+        if raw is not None:
+            workers.append(observed(raw, session, pending.get(session)))
     return workers, problems
 
 
@@ -88,7 +89,10 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
     """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ...}`."""
     snapshots = read_snapshots(dd)
     asks, problems = pending_asks(dd)
-    workers, worker_problems = read_workers(dd)
+    oldest_ask: dict[str, str] = {}
+    for ask in asks:
+        oldest_ask.setdefault(ask.worker, ask.id)
+    workers, worker_problems = read_workers(dd, oldest_ask)
     claims, claim_problems = all_claims(dd)
     goals = list_goals(dd)
     problems += worker_problems + claim_problems

@@ -84,6 +84,7 @@ class SupervisedActor(pykka.ThreadingActor):
     def __init__(self, link: Link | None = None) -> None:
         super().__init__()
         self.link = link
+        self.failure: BaseException | None = None  # set before `cleanup` when the actor crashed
         self._reported = False
 
     # Subclass hooks ---------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class SupervisedActor(pykka.ThreadingActor):
         if self._reported:
             return
         self._reported = True
+        self.failure = error
         try:
             self.cleanup()
         except Exception as exc:

@@ -13,7 +13,7 @@ from looop.state import gather, session_ids
 
 def watched_dirs(dd: DataDir) -> list[Path]:
     """Directories whose changes can move the world hash."""
-    return [dd.root, dd.snapshots, dd.asks, dd.answers, dd.goals, dd.sessions] + [
+    return [dd.root, dd.snapshots, dd.asks, dd.answers, dd.goals, dd.claims, dd.sessions] + [
         dd.sessions / s for s in session_ids(dd)
     ]
 

@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import os
 import select
+import struct
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +38,29 @@ WATCH_MASK = (
     | IN_ONLYDIR
 )
 POLL_INTERVAL = 0.2
+EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
+# Written often, read by no one who waits: the journal, logs, worker output, temp and lock files.
+NOISE = frozenset(
+    {"journal.md", "notifications.jsonl", "up.log", "transcript.log", "transcript.log.1", "screen.txt"}
+)
+
+
+def is_noise(name: bytes) -> bool:
+    """True for an entry whose changes can never move the state anyone waits on."""
+    text = name.decode(errors="replace")
+    return text.startswith(".") or text in NOISE
+
+
+def relevant(events: bytes) -> bool:
+    """True when a buffer of inotify events holds one that is not noise."""
+    offset = 0
+    while offset + EVENT_HEADER.size <= len(events):
+        _, _, _, length = EVENT_HEADER.unpack_from(events, offset)
+        name = events[offset + EVENT_HEADER.size : offset + EVENT_HEADER.size + length].rstrip(b"\0")
+        offset += EVENT_HEADER.size + length
+        if not name or not is_noise(name):
+            return True  # an unnamed event is about a watched directory itself, or an overflow
+    return False
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -73,20 +97,30 @@ class DirWatcher:
             _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), WATCH_MASK)
 
     def wait(self, timeout: float | None) -> bool:
-        """Block until an event or `timeout`; drain the events. True when something happened."""
+        """Block until an event that is not noise, or `timeout`. True when something happened."""
         if self._fd < 0:
             time.sleep(POLL_INTERVAL if timeout is None else min(POLL_INTERVAL, max(timeout, 0)))
             return True
-        ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
-            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._fd], [], [], remaining)
+            if not ready:
+                return False
+            if self._drain():
+                return True
+
+    def _drain(self) -> bool:
+        """Read every queued event; True if one of them matters."""
+        found = False
         while True:
             try:
-                if not os.read(self._fd, 65536):
-                    break
+                events = os.read(self._fd, 65536)
             except BlockingIOError:
-                break
-        return True
+                return found
+            if not events:
+                return found
+            found = found or relevant(events)
 
     def close(self) -> None:
         if self._fd >= 0:

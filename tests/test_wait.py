@@ -83,6 +83,9 @@ def test_a_new_goal_and_a_worker_state_change_wake_it(looop: Looop) -> None:
     session.mkdir()
     waiter = looop.popen("_", "wait", "--json")
     wait_for(lambda: (looop.data / ".last-tick-hash").exists())
-    (session / ".s.tmp").write_text('{"v": 1, "id": "w9", "state": "running", "alive": true}')
+    me = os.getpid()  # stands in for both the worker and the `up` process babysitting it
+    (session / ".s.tmp").write_text(
+        f'{{"v": 1, "id": "w9", "state": "running", "alive": true, "pid": {me}, "up_pid": {me}}}'
+    )
     os.replace(session / ".s.tmp", session / "state.json")
     assert wait_json(waiter)["workers"][0]["state"] == "running"

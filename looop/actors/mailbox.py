@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -19,6 +20,7 @@ from looop.tick import watched_dirs
 from looop.watch import DirWatcher
 
 WATCH_TICK = 1.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,17 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 class MailboxActor(SupervisedActor):
     """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`."""
 
-    def __init__(self, dd: DataDir, handlers: dict[str, Handler], link: Link) -> None:
+    def __init__(
+        self,
+        dd: DataDir,
+        handlers: dict[str, Handler],
+        link: Link,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(link)
         self.dd = dd
         self.handlers = handlers
+        self.on_change = on_change
         self._server: socket.socket | None = None
         self._closing = threading.Event()
         self._world_waiters: list[tuple[socket.socket, str]] = []
@@ -67,6 +76,8 @@ class MailboxActor(SupervisedActor):
         if isinstance(message, Incoming):
             self._incoming(message.conn, message.request)
         elif isinstance(message, Changed):
+            if self.on_change is not None:
+                self.on_change()
             self._check()
         else:
             super().handle(message)
@@ -122,13 +133,23 @@ class MailboxActor(SupervisedActor):
         elif op == "ping":
             control.send_quietly(conn, {"ok": True, "pid": os.getpid()})
         elif isinstance(op, str) and op in self.handlers:
-            try:
-                reply = self.handlers[op](request)
-            except Exception as exc:
-                reply = {"ok": False, "error": str(exc)}
-            control.send_quietly(conn, reply)
+            # a handler may wait (a worker starting or ending): never on the mailbox's thread
+            threading.Thread(
+                target=self._serve, args=(conn, self.handlers[op], request), name=f"mailbox-{op}", daemon=True
+            ).start()
         else:
             control.send_quietly(conn, {"ok": False, "error": f"unknown op {op!r}"})
+
+    @staticmethod
+    def _serve(conn: socket.socket, handler: Handler, request: dict[str, Any]) -> None:
+        try:
+            reply = handler(request)
+        except LooopError as exc:
+            reply = {"ok": False, "error": exc.message, "code": exc.exit_code}
+        except Exception as exc:
+            log.exception("request %r failed", request.get("op"))
+            reply = {"ok": False, "error": f"looop failed: {exc!r}", "code": 1}
+        control.send_quietly(conn, reply)
 
     def _check(self) -> None:
         """Reply to every waiter whose condition now holds; forget those who hung up."""

@@ -1,0 +1,234 @@
+"""Babysitting one agent CLI in a pseudo-terminal: spawn it, drain it, record it, end it.
+
+A library, not an actor: `looop.actors.session` drives it. One thread (the caller of `pump`)
+owns every read of the pty and every waitpid, as pexpect requires; signals may come from any
+thread. The pty is drained continuously, so a child never blocks on a full pty buffer; what it
+prints goes to a size-capped, rotated transcript and to a terminal emulator (pyte) whose screen
+is written as plain text at most every `SCREEN_EVERY` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pexpect
+import pyte
+
+from looop.errors import LooopError
+from looop.fsio import FILE_MODE, atomic_write
+
+ROWS, COLS = 50, 200
+CHUNK = 65536
+TICK = 0.2
+SCREEN_EVERY = 0.5
+SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
+TRANSCRIPT_CAP = 4 * 1024 * 1024
+# Shown by agents while they work without printing; only consulted when output has gone quiet.
+BUSY_MARKERS = ("esc to interrupt",)
+
+_spawn_lock = threading.Lock()  # fork from a threaded process one at a time
+
+
+class SpawnError(LooopError):
+    """The agent command could not be started."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How the agent's leader process ended: an exit code, or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            return f"killed by {signal.Signals(self.signal).name}"
+        return f"exit {self.code}"
+
+
+class Transcript:
+    """Everything the agent printed, raw; rotated to `NAME.1` when it reaches `cap` bytes."""
+
+    def __init__(self, path: Path, cap: int = TRANSCRIPT_CAP) -> None:
+        self.path = path
+        self.cap = cap
+        self._file = self._open()
+        self.size = self._file.tell()
+        self.error: str | None = None
+
+    def _open(self) -> BinaryIO:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        handle = os.fdopen(fd, "ab")
+        handle.seek(0, os.SEEK_END)
+        return handle
+
+    def write(self, data: bytes) -> None:
+        """Append; a failing disk is recorded, never fatal to the session."""
+        try:
+            if self.size + len(data) > self.cap:
+                self.rotate()
+            self._file.write(data)
+            self._file.flush()
+            self.size += len(data)
+        except OSError as exc:
+            self.error = f"transcript write failed: {exc.strerror or exc}"
+
+    def rotate(self) -> None:
+        """Keep the previous part as `NAME.1` (replacing an older one) and start afresh."""
+        self._file.close()
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._file = self._open()
+        self.size = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+class Screen:
+    """The agent's current screen as plain text, as a terminal would show it."""
+
+    def __init__(self, path: Path, rows: int = ROWS, cols: int = COLS) -> None:
+        self.path = path
+        self._screen = pyte.Screen(cols, rows)
+        self._stream = pyte.ByteStream(self._screen)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._due = 0.0
+        self.text = ""
+
+    def feed(self, data: bytes) -> None:
+        """Queue output; past `SCREEN_TAIL` unrendered bytes only the newest are kept."""
+        self._pending.append(data)
+        self._pending_size += len(data)
+        while self._pending_size - len(self._pending[0]) >= SCREEN_TAIL:
+            self._pending_size -= len(self._pending.pop(0))
+
+    def render(self, now: float, force: bool = False) -> bool:
+        """Parse what is queued and rewrite the file if the screen changed; True if it did."""
+        if not self._pending or (not force and now < self._due):
+            return False
+        self._due = now + SCREEN_EVERY
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        if len(data) > SCREEN_TAIL:
+            # what scrolled away is gone anyway: restart the terminal at a line boundary
+            data = data[-SCREEN_TAIL:]
+            data = data[data.find(b"\n") + 1 :]
+            self._screen.reset()
+            self._stream = pyte.ByteStream(self._screen)
+        self._stream.feed(data)
+        text = "\n".join(line.rstrip() for line in self._screen.display).rstrip() + "\n"
+        if text == self.text:
+            return False
+        self.text = text
+        with contextlib.suppress(OSError):
+            atomic_write(self.path, text.encode())
+        return True
+
+    def shows_busy(self) -> bool:
+        """The fallback signal: does the screen carry an agent's "working" marker?"""
+        lowered = self.text.lower()
+        return any(marker in lowered for marker in BUSY_MARKERS)
+
+
+ActivitySink = Callable[[bool, float], None]
+"""Called with (active, wall-clock time of the last output) when output starts or goes quiet."""
+
+
+class PtySession:
+    """One agent process in a pty of its own session and process group (pid == pgid)."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        transcript: Transcript,
+        screen: Screen,
+        idle_after: float,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.transcript = transcript
+        self.screen = screen
+        self.idle_after = idle_after
+        self.child: pexpect.spawn | None = None
+        self.pid = 0
+        self.last_output: float | None = None
+
+    def spawn(self) -> int:
+        """Start the agent; return its pid (also its process group)."""
+        try:
+            with _spawn_lock:
+                self.child = pexpect.spawn(
+                    self.argv[0],
+                    self.argv[1:],
+                    env=self.env,
+                    cwd=str(self.cwd),
+                    dimensions=(ROWS, COLS),
+                    use_poll=True,
+                    encoding=None,
+                    timeout=None,
+                )
+        except pexpect.ExceptionPexpect as exc:
+            raise SpawnError(f"cannot start {self.argv[0]!r}: {exc}") from None
+        except OSError as exc:
+            raise SpawnError(f"cannot start {self.argv[0]!r}: {exc.strerror or exc}") from None
+        self.pid = int(self.child.pid)
+        return self.pid
+
+    def signal_group(self, sig: signal.Signals) -> None:
+        """Signal the agent's whole process group; a group already gone is no error."""
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+
+    def pump(self, on_activity: ActivitySink) -> Exit:
+        """Drain the pty until the agent's leader has exited; return how it ended.
+
+        Runs in the one thread that owns the pty. Output after the leader's exit that its
+        children still print is drained as long as they keep printing.
+        """
+        child = self.child
+        assert child is not None, "spawn() first"
+        active = False
+        quiet_since = time.monotonic()
+        while True:
+            try:
+                data = child.read_nonblocking(CHUNK, timeout=TICK)
+            except pexpect.TIMEOUT:
+                data = b""
+            except pexpect.EOF:
+                break
+            now = time.monotonic()
+            if data:
+                self.last_output = time.time()
+                self.transcript.write(data)
+                self.screen.feed(data)
+                if not active:
+                    active = True
+                    on_activity(True, self.last_output)
+                quiet_since = now
+            self.screen.render(now)
+            if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
+                active = False
+                on_activity(False, self.last_output or time.time())
+        while child.isalive():  # the pty closed but the leader lives on: wait for it (still this thread)
+            time.sleep(TICK)
+        self.screen.render(time.monotonic(), force=True)
+        self.transcript.close()
+        exit_status = Exit(child.exitstatus, child.signalstatus)
+        with contextlib.suppress(Exception):
+            child.close(force=True)
+        return exit_status

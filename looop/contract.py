@@ -1,0 +1,128 @@
+"""The worker contract, the prompt a worker receives, and the argv that starts its agent.
+
+The config's `interactive` command may hold placeholders, replaced inside each argument (never
+through a shell): `{prompt}` / `{prompt_file}` (the contract followed by the task), `{contract}` /
+`{contract_file}` (the contract alone, for a system-prompt flag) and `{task}` (the root agent's
+prompt alone). Without `{prompt}`, `{prompt_file}` or `{task}`, the whole prompt is appended as the
+last argument.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from looop.errors import ConfigError, InvalidInput
+
+PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{contract_file}", "{contract}", "{task}")
+TASK_PLACEHOLDERS = ("{prompt}", "{prompt_file}", "{task}")
+MAX_ARGUMENT = 120 * 1024  # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN)
+
+CONTRACT = """\
+# looop worker contract
+
+You are worker session `{session}`, started by looop for its root agent. You do hands-on,
+multi-step work; the root agent (and through it, a human) decides. These rules come first.
+
+## When you need a decision, ask and wait
+Run ONE blocking command; it returns when the root agent answers:
+
+    answer=$("$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "<your question>" \\
+             [--ref <path or URL to look at>] [--options yes,no])
+
+It prints the answer on stdout and exits 0; exit 8 means the ask was cancelled (stop that line
+of work). If your tool kills a long wait, run the very same command again: it re-attaches to
+the same ask. Never guess where a decision is needed, and never do anything irreversible
+(merge, deploy, delete, publish, pay, send in someone's name) without an explicit "yes".
+
+## Shared resources: lease them
+    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" <resource>     # exit 6 names the holder
+    "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" <resource>
+Claim before you touch something other workers may touch (a database, a deploy slot, a
+branch); release it when done. Your claims are released when your session ends.
+
+## Report your spend
+    "$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" <amount> [--unit usd|tokens] [--note "what for"]
+
+## Where you may write
+Only to: your sandbox (your working directory{sandbox_note}), `{reports}` (deliverables for
+the human: name files `{session}-<topic>.md`), and claims through the verbs above. Everything
+else in {data_dir} belongs to looop and the root agent: read it if useful, never edit it.
+
+## When you are done
+Write your result to `{reports}/{session}-<topic>.md`, then end your own session:
+
+    "$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"
+"""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a worker is told: the contract, then the root agent's task."""
+
+    contract: str
+    task: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.contract}\n---\n\n# Your task\n\n{self.task.strip()}\n"
+
+
+def worker_prompt(session: str, task: str, data_dir: Path, reports: Path, sandbox_note: str = "") -> Prompt:
+    """The contract filled in for `session`, and the task."""
+    if not task.strip():
+        raise InvalidInput("the worker's prompt is empty")
+    contract = CONTRACT.format(session=session, reports=reports, data_dir=data_dir, sandbox_note=sandbox_note)
+    return Prompt(contract, task)
+
+
+def command_argv(interactive: str | list[str], config_path: Path) -> list[str]:
+    """The configured command as an argv: a string is split like a shell would, without one."""
+    if isinstance(interactive, list):
+        return list(interactive)
+    try:
+        argv = shlex.split(interactive)
+    except ValueError as exc:
+        raise ConfigError(f"{config_path}: key 'interactive': {exc}") from None
+    if not argv:
+        raise ConfigError(f"{config_path}: key 'interactive' is empty")
+    return argv
+
+
+def agent_argv(command: list[str], prompt: Prompt, prompt_file: Path, contract_file: Path) -> list[str]:
+    """Fill the placeholders of `command`; append the whole prompt when no argument takes the task."""
+    values = {
+        "{prompt_file}": str(prompt_file),
+        "{prompt}": prompt.full,
+        "{contract_file}": str(contract_file),
+        "{contract}": prompt.contract,
+        "{task}": prompt.task.strip(),
+    }
+    takes_task = any(p in arg for arg in command for p in TASK_PLACEHOLDERS)
+    argv = [_fill(arg, values) for arg in command]
+    if not takes_task:
+        argv.append(prompt.full)
+    for arg in argv:
+        if len(arg.encode()) > MAX_ARGUMENT:
+            raise InvalidInput(
+                "the prompt is too long to pass as an argument (over 120 KiB): use {prompt_file}"
+                " in the config's `interactive` command, or shorten it"
+            )
+    return argv
+
+
+def _fill(argument: str, values: dict[str, str]) -> str:
+    """Replace every placeholder in one pass, so a value that contains `{task}` stays as it is."""
+    out: list[str] = []
+    index = 0
+    while index < len(argument):
+        for placeholder in PLACEHOLDERS:
+            if argument.startswith(placeholder, index):
+                out.append(values[placeholder])
+                index += len(placeholder)
+                break
+        else:
+            out.append(argument[index])
+            index += 1
+    return "".join(out)

@@ -1,0 +1,158 @@
+"""The `up` process's side of the worker verbs: start, kill, refresh and stop session actors.
+
+Its methods run in the mailbox's request threads and in the mailbox itself; they only `tell`
+session actors and wait on their handles' events, so a slow worker never blocks the mailbox.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from looop import journal
+from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
+from looop.claims import all_claims
+from looop.config import Config, load_config
+from looop.contract import agent_argv, command_argv, worker_prompt
+from looop.errors import Conflict, LooopError, NotFound
+from looop.fsio import atomic_write, ensure_dir
+from looop.ids import check_id
+from looop.mailbox import pending_asks
+from looop.paths import DataDir
+from looop.procenv import worker_env
+from looop.sandbox import prepare
+from looop.sessions import live_record, read_record
+from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
+
+SPAWN_TIMEOUT = 30.0
+ENDED_SLACK = 10.0
+
+
+class Fleet:
+    """The live session actors by worker id, and the verbs that act on them."""
+
+    def __init__(self, dd: DataDir, supervisor: Callable[[], pykka.ActorRef[Any]]) -> None:
+        self.dd = dd
+        self._supervisor = supervisor
+        self._lock = threading.Lock()
+        self._sessions: dict[str, tuple[pykka.ActorRef[Any], SessionHandle]] = {}
+
+    def live_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(s for s, (_, h) in self._sessions.items() if not h.ended.is_set())
+
+    # verbs ------------------------------------------------------------------------------------
+
+    def start(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`_ worker start`: prepare the sandbox and prompt, start the actor, wait for the spawn."""
+        session = check_id(str(request.get("id", "")), "worker id")
+        task = str(request.get("prompt", ""))
+        config = load_config(self.dd.config)
+        with self._lock:
+            previous = self._sessions.get(session)
+            if previous is not None and not previous[1].ended.is_set():
+                raise Conflict(f"worker {session} is already running (pid {previous[1].pid})")
+            if (record := live_record(self.dd, session)) is not None:
+                raise Conflict(f"worker {session} is already running (pid {record.get('pid')})")
+            if previous is not None:
+                previous[0].actor_stopped.wait(ENDED_SLACK)  # the ended actor is still on its way out
+            handle = SessionHandle()
+            spec = self._prepare(session, task, config, request)
+            child = ChildSpec(
+                session, lambda link: _start_actor(self.dd, spec, handle, link), Restart.TEMPORARY
+            )
+            self._sessions[session] = (start_child(self._supervisor(), child), handle)
+        if not handle.spawned.wait(SPAWN_TIMEOUT):
+            raise LooopError(f"worker {session} did not start within {SPAWN_TIMEOUT:g}s")
+        if handle.error:
+            raise LooopError(handle.error)
+        return {"ok": True, "id": session, "pid": handle.pid, "cwd": str(spec.cwd)}
+
+    def _prepare(self, session: str, task: str, config: Config, request: dict[str, Any]) -> SessionSpec:
+        """Everything that can fail on bad input happens here, before any actor exists."""
+        dd = self.dd
+        cwd, repo = request.get("cwd"), request.get("worktree")
+        command = command_argv(config.interactive, dd.config)
+        ensure_dir(dd.session(session))
+        sandbox = prepare(dd, session, None if cwd is None else str(cwd), None if repo is None else str(repo))
+        prompt = worker_prompt(session, task, dd.root, dd.reports, sandbox.note())
+        argv = sandbox.wrapper + agent_argv(command, prompt, dd.prompt(session), dd.contract(session))
+        atomic_write(dd.prompt(session), prompt.full.encode())
+        atomic_write(dd.contract(session), prompt.contract.encode())
+        if read_record(dd, session) is not None:
+            transcript = dd.transcript(session)
+            if transcript.exists():
+                os.replace(transcript, transcript.with_name(transcript.name + ".1"))
+            journal.record(
+                dd,
+                "worker start",
+                session,
+                "reusing an ended session's id; its transcript is now transcript.log.1",
+                who="looop",
+            )
+        return SessionSpec(
+            session,
+            argv,
+            sandbox.cwd,
+            worker_env(dd, session),
+            sandbox.public(),
+            config.idle_after,
+            config.kill_grace,
+        )
+
+    def kill(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`_ worker kill` (by the root agent) and `_ kill` (a worker ending itself)."""
+        session = check_id(str(request.get("id", "")), "worker id")
+        by = str(request.get("by") or "root")
+        reason = str(request.get("reason") or ("ended itself" if by == session else "killed"))
+        with self._lock:
+            entry = self._sessions.get(session)
+        if entry is None or entry[1].ended.is_set():
+            record = read_record(self.dd, session)
+            if record is None:
+                raise NotFound(f"no worker {session!r} (see `looop _ state`)")
+            return {"ok": True, "id": session, "already": True, "state": record.get("state")}
+        ref, handle = entry
+        tell_quietly(ref, Terminate(reason, by))
+        if by == session:
+            return {"ok": True, "id": session, "ending": True}  # it cannot wait for its own end
+        grace = float(request.get("grace") or 0) or load_config(self.dd.config).kill_grace
+        if not handle.ended.wait(grace + ENDED_SLACK):
+            raise LooopError(f"worker {session} did not end within {grace + ENDED_SLACK:g}s")
+        final = handle.final
+        return {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
+
+    def refresh(self) -> None:
+        """Tell each live session its pending ask and claims (files changed)."""
+        with self._lock:
+            live = [(s, ref) for s, (ref, h) in self._sessions.items() if not h.ended.is_set()]
+        if not live:
+            return
+        oldest: dict[str, str] = {}
+        for ask in pending_asks(self.dd)[0]:
+            oldest.setdefault(ask.worker, ask.id)
+        held: dict[str, list[str]] = {}
+        for claim in all_claims(self.dd)[0]:
+            held.setdefault(claim.holder, []).append(claim.resource)
+        for session, ref in live:
+            tell_quietly(ref, Refresh(oldest.get(session), tuple(held.get(session, ()))))
+
+    def terminate_all(self, reason: str, grace: float) -> list[str]:
+        """SIGTERM every live worker at once and wait for them (SIGKILL after `grace`)."""
+        with self._lock:
+            live = [(s, ref, h) for s, (ref, h) in self._sessions.items() if not h.ended.is_set()]
+        for _, ref, _ in live:
+            tell_quietly(ref, Terminate(reason, "looop"))
+        deadline = time.monotonic() + grace + ENDED_SLACK
+        for _, _, handle in live:
+            handle.ended.wait(max(0.0, deadline - time.monotonic()))
+        return [s for s, _, _ in live]
+
+
+def _start_actor(dd: DataDir, spec: SessionSpec, handle: SessionHandle, link: Link) -> pykka.ActorRef[Any]:
+    return SessionActor.start(dd, spec, handle, link)

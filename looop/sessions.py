@@ -1,0 +1,68 @@
+"""Worker session records (`sessions/ID/state.json`) as readers see them. Light: no pykka, no pexpect.
+
+The `up` process's session actor is the only writer of a record. Readers overlay two facts that
+files decide at once, so that one change moves the world hash once: a live worker with a pending
+ask is `asking`, and a worker recorded alive whose babysitter (the `up` process that wrote the
+record) and own process are both gone is `dead`. While its babysitter runs, the record is trusted:
+the babysitter records an end within moments, with how it ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from looop.errors import CorruptFile
+from looop.fsio import read_json
+from looop.paths import DataDir
+from looop.procs import is_running
+
+LIVE_STATES = ("starting", "running", "idle", "asking")
+ENDED_STATES = ("exited", "killed", "dead")
+
+
+def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+    """The recorded state of `session`, None when it has none; `CorruptFile` when unreadable."""
+    try:
+        return read_json(dd.session_state(session))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def process_alive(record: dict[str, Any]) -> bool:
+    """True when the record says alive and that very process (pid and start time) still runs."""
+    pid = record.get("pid")
+    if not record.get("alive") or not isinstance(pid, int):
+        return False
+    start = record.get("process_start")
+    return is_running(pid, start if isinstance(start, int) else None)
+
+
+def babysat(record: dict[str, Any]) -> bool:
+    """True while the `up` process that wrote the record still runs."""
+    pid, start = record.get("up_pid"), record.get("up_process_start")
+    return isinstance(pid, int) and is_running(pid, start if isinstance(start, int) else None)
+
+
+def observed(record: dict[str, Any], session: str, pending_ask: str | None) -> dict[str, Any]:
+    """The record with the overlays readers apply (see the module's docstring)."""
+    state = str(record.get("state", "unknown"))
+    alive = bool(record.get("alive")) if babysat(record) else process_alive(record)
+    view = {**record, "id": session, "alive": alive}
+    if record.get("alive") and not alive:
+        state = "dead"
+        view["end_reason"] = record.get("end_reason") or "its process is gone (found by a reader)"
+    elif alive and pending_ask:
+        state = "asking"
+    view["state"] = state
+    view["pending_ask"] = pending_ask if alive else None
+    return view
+
+
+def live_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+    """The record of `session` if its worker is alive now, else None (a corrupt record counts as
+    not alive: nothing trustworthy claims the id)."""
+    try:
+        record = read_record(dd, session)
+    except CorruptFile:
+        return None
+    return record if record is not None and process_alive(record) else None

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""A stand-in for an interactive agent CLI (claude, pi) in tests: it draws a TUI-like screen with
+ANSI codes, takes its prompt from argv (or stdin), and follows a script found in the prompt.
+
+Flags like the real CLIs': `--append-system-prompt TEXT|FILE` (repeatable), `--model M`,
+`--session-id ID`; the last positional argument is the prompt (`-` reads it from stdin).
+
+Script lines in the prompt start with `FAKE:`:
+    FAKE: say TEXT                 print a line
+    FAKE: ask QUESTION [| a,b]     `_ ask`, blocking; the answer is kept as {answer}
+    FAKE: claim RES / unclaim RES  `_ claim` / `_ unclaim`; the result is printed
+    FAKE: claim-until RES          retry `_ claim` every 0.1 s until it is granted
+    FAKE: cost AMOUNT [UNIT]       `_ cost`
+    FAKE: report NAME TEXT         write reports/NAME ({answer}, {cwd}, {env:VAR}, {size} filled in)
+    FAKE: print BYTES              print that many bytes of text as fast as possible
+    FAKE: sleep SECONDS
+    FAKE: spawn-child              start a grandchild (same group) that sleeps for ever
+    FAKE: ignore-term              ignore SIGTERM from now on (with its group)
+    FAKE: crash CODE               exit with CODE at once
+    FAKE: kill                     `_ kill` itself
+    FAKE: exit                     exit 0
+After the script it idles like a TUI waiting for input: it echoes each submitted line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ESC = "\x1b"
+state: dict[str, str] = {"answer": ""}
+
+
+def draw_frame(status: str) -> None:
+    """Clear and draw the chrome a TUI agent shows: a box, a status line."""
+    cols = shutil.get_terminal_size().columns
+    width = min(cols, 60)
+    sys.stdout.write(f"{ESC}[2J{ESC}[H")
+    sys.stdout.write(f"{ESC}[1;36m╭{'─' * (width - 2)}╮{ESC}[0m\r\n")
+    title = f" fake agent · session {os.environ.get('LOOOP_SESSION_ID', '?')}"
+    sys.stdout.write(f"{ESC}[1;36m│{ESC}[0m{title.ljust(width - 2)}{ESC}[1;36m│{ESC}[0m\r\n")
+    sys.stdout.write(f"{ESC}[1;36m╰{'─' * (width - 2)}╯{ESC}[0m\r\n")
+    sys.stdout.write(f"{ESC}[2m{status}{ESC}[0m\r\n")
+    sys.stdout.flush()
+
+
+def set_status(status: str) -> None:
+    """Rewrite the status line in place, keeping the cursor where it was."""
+    sys.stdout.write(f"{ESC}7{ESC}[4;1H{ESC}[2K{ESC}[2m{status}{ESC}[0m{ESC}8")
+    sys.stdout.flush()
+
+
+def say(text: str) -> None:
+    sys.stdout.write(f"{ESC}[32m●{ESC}[0m {text}\r\n")
+    sys.stdout.flush()
+
+
+def looop(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [os.environ["LOOOP_BIN"], *args], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+
+
+def fill(text: str) -> str:
+    out = text.replace("{answer}", state["answer"]).replace("{cwd}", os.getcwd())
+    size = shutil.get_terminal_size()
+    out = out.replace("{size}", f"{size.lines}x{size.columns}")
+    while "{env:" in out:
+        start = out.index("{env:")
+        end = out.index("}", start)
+        out = out[:start] + os.environ.get(out[start + 5 : end], "") + out[end + 1 :]
+    return out
+
+
+def step(line: str) -> None:
+    verb, _, rest = line.partition(" ")
+    session = os.environ["LOOOP_SESSION_ID"]
+    if verb == "say":
+        say(fill(rest))
+    elif verb == "ask":
+        question, _, options = rest.partition("|")
+        args = ["_", "ask", session, "--prompt", question.strip()]
+        if options.strip():
+            args += ["--options", options.strip()]
+        say(f"asking: {question.strip()}")
+        done = looop(*args)
+        state["answer"] = done.stdout.strip()
+        say(f"answer: {state['answer']} (exit {done.returncode})")
+        if done.returncode != 0:
+            say(f"ask failed: {done.stderr.strip()}")
+    elif verb in ("claim", "unclaim"):
+        done = looop("_", verb, session, rest)
+        say(f"{verb} {rest}: exit {done.returncode} {done.stdout.strip()}{done.stderr.strip()}")
+    elif verb == "claim-until":
+        while (done := looop("_", "claim", session, rest)).returncode != 0:
+            time.sleep(0.1)
+        say(f"claimed {rest} at last: {done.stdout.strip()}")
+    elif verb == "cost":
+        amount, _, unit = rest.partition(" ")
+        looop("_", "cost", session, amount, "--unit", unit or "usd")
+    elif verb == "report":
+        name, _, text = rest.partition(" ")
+        reports = Path(os.environ["LOOOP_DATA_DIR"]) / "reports"
+        (reports / fill(name)).write_text(fill(text) + "\n")
+    elif verb == "print":
+        total = int(rest)
+        block = ("flood " * 13 + "\r\n").encode() * 1000
+        out = sys.stdout.buffer
+        while total > 0:
+            out.write(block[:total])
+            total -= len(block)
+        out.flush()
+        say("flood done")
+    elif verb == "sleep":
+        time.sleep(float(rest))
+    elif verb == "spawn-child":
+        subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", "fake-grandchild"])
+    elif verb == "ignore-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif verb == "crash":
+        say("something went wrong")
+        os._exit(int(rest))
+    elif verb == "kill":
+        done = looop("_", "kill", session)
+        say(f"kill: exit {done.returncode}")
+        time.sleep(30)  # the group is being ended
+    elif verb == "exit":
+        sys.exit(0)
+
+
+def parse_args(argv: list[str]) -> tuple[list[str], str]:
+    system: list[str] = []
+    positional: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--append-system-prompt":
+            value = next(it)
+            system.append(Path(value).read_text() if os.path.isfile(value) else value)
+        elif arg in ("--model", "--session-id", "--permission-mode"):
+            next(it)
+        else:
+            positional.append(arg)
+    prompt = positional[-1] if positional else ""
+    if prompt == "-":
+        prompt = sys.stdin.readline()
+    elif os.path.isfile(prompt):
+        prompt = Path(prompt).read_text()
+    return system, prompt
+
+
+def main() -> None:
+    system, prompt = parse_args(sys.argv[1:])
+    draw_frame("esc to interrupt")
+    contract = any("looop worker contract" in text for text in [*system, prompt])
+    say(f"contract: {'yes' if contract else 'no'}; system prompts: {len(system)}")
+    for line in prompt.splitlines():
+        if line.startswith("FAKE: "):
+            step(line[len("FAKE: ") :].strip())
+    set_status("? for shortcuts")
+    for typed in sys.stdin:
+        say(f"you said: {typed.strip()}")
+
+
+if __name__ == "__main__":
+    main()
