@@ -26,6 +26,7 @@ import orjson
 
 BIN_DIR = Path(sys.executable).parent
 LOOOP = str(BIN_DIR / "looop") if (BIN_DIR / "looop").exists() else "looop"
+FAKE_AGENT = Path(__file__).resolve().parent.parent / "tests" / "fake_agent.py"
 
 
 class Bench:
@@ -162,18 +163,40 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 durations.append(bench.pulse()["last_beat_duration"])
         results["beat_100_sensors_s"] = stats(durations)
 
+    for size in args.fleets:
+        results[f"fleet_{size}"] = idle_fleet(size, args.idle_seconds)
+    results["idle_seconds"] = args.idle_seconds
+    return results
+
+
+def idle_fleet(size: int, idle_seconds: float) -> dict[str, float]:
+    """Start `size` fake workers at once (timed until all are alive), let them go idle, then
+    measure the `up` process's CPU over `idle_seconds` and its memory."""
     with bench_dir() as bench:
-        bench.config()
+        bench.config(interactive=[sys.executable, str(FAKE_AGENT)], idle_after="2s")
         with daemon(bench) as pid:
             bench.wait_until(lambda: bench.pulse().get("beats", 0) >= 1)
+            began = time.perf_counter()
+            starts = [bench.popen("_", "worker", "start", f"w{i:02d}", "idle") for i in range(size)]
+            for process in starts:
+                if process.wait(timeout=120) != 0:
+                    raise RuntimeError(f"worker start failed: {process.communicate()[1]}")
+            started = time.perf_counter() - began
+
+            def all_idle() -> bool:
+                workers = orjson.loads(bench.run("_", "state", "--json"))["workers"]
+                return len(workers) == size and all(w["alive"] and w["state"] == "idle" for w in workers)
+
+            bench.wait_until(all_idle, timeout=120)
             time.sleep(2)
             before = cpu_seconds(pid)
-            time.sleep(args.idle_seconds)
+            time.sleep(idle_seconds)
             used = cpu_seconds(pid) - before
-            results["idle_cpu_percent"] = 100 * used / args.idle_seconds
-            results["idle_seconds"] = args.idle_seconds
-            results["idle_rss_mib"] = rss_mib(pid)
-    return results
+            return {
+                "start_s": started,
+                "idle_cpu_percent": 100 * used / idle_seconds,
+                "rss_mib": rss_mib(pid),
+            }
 
 
 def table(results: dict[str, Any]) -> str:
@@ -190,10 +213,27 @@ def table(results: dict[str, Any]) -> str:
     latency("answer -> _ ask returns (no up)", "answer_to_ask_files", "< 50 ms median")
     beat = results["beat_100_sensors_s"]
     rows.append(("beat, 100 sensors of 0.1 s", f"{beat['median']:.2f} s", f"{beat['p95']:.2f} s", "< 1 s"))
-    rows.append(
-        (f"up idle CPU over {results['idle_seconds']} s", f"{results['idle_cpu_percent']:.2f} %", "", "< 1 %")
-    )
-    rows.append(("up idle memory (RSS)", f"{results['idle_rss_mib']:.0f} MiB", "", ""))
+    for size in sorted(int(k.split("_")[1]) for k in results if k.startswith("fleet_")):
+        fleet = results[f"fleet_{size}"]
+        label = f"up idle, {size} idle workers"
+        rows.append(
+            (
+                f"{label}: CPU over {results['idle_seconds']:g} s",
+                f"{fleet['idle_cpu_percent']:.2f} %",
+                "",
+                "< 1 %" if size == 0 else "",
+            )
+        )
+        rows.append((f"{label}: memory (RSS)", f"{fleet['rss_mib']:.0f} MiB", "", ""))
+        if size:
+            rows.append(
+                (
+                    f"start {size} workers at once",
+                    f"{fleet['start_s']:.2f} s",
+                    "",
+                    "< 10 s" if size == 50 else "",
+                )
+            )
     width = max(len(r[0]) for r in rows)
     lines = [f"{'figure':<{width}}  {'median':>10}  {'p95':>10}  goal", "-" * (width + 36)]
     lines += [f"{a:<{width}}  {b:>10}  {c:>10}  {d}" for a, b, c, d in rows]
@@ -207,6 +247,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--beats", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--fleets", type=int, nargs="+", default=[0, 10, 50], help="idle fleet sizes")
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args()
     results = measure(args)

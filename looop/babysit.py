@@ -28,6 +28,7 @@ from looop.fsio import FILE_MODE, atomic_write
 ROWS, COLS = 50, 200
 CHUNK = 65536
 TICK = 0.2
+IDLE_TICK = 1.0  # output and hang-ups wake poll() at once; the tick only times quiet and renders
 SCREEN_EVERY = 0.5
 SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
 TRANSCRIPT_CAP = 4 * 1024 * 1024
@@ -206,7 +207,7 @@ class PtySession:
         quiet_since = time.monotonic()
         while True:
             try:
-                data = child.read_nonblocking(CHUNK, timeout=TICK)
+                data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
             except pexpect.TIMEOUT:
                 data = b""
             except pexpect.EOF:

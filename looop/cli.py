@@ -390,6 +390,9 @@ def worker_start(worker_id: str, prompt: tuple[str, ...], cwd: str | None, workt
     task = read_body(prompt, "prompt")
     if cwd is None and worktree is None:
         cwd = os.getcwd()
+    # the up process resolves paths in its own directory: send them absolute
+    cwd = None if cwd is None else os.path.abspath(os.path.expanduser(cwd))
+    worktree = None if worktree is None else os.path.abspath(os.path.expanduser(worktree))
     request = {"op": "worker_start", "id": worker_id, "prompt": task, "cwd": cwd, "worktree": worktree}
     reply = call(data_dir(), request, timeout=180)
     click.echo(f"worker {worker_id} started (pid {reply['pid']}) in {reply['cwd']}")
@@ -430,12 +433,18 @@ def _ended_line(worker_id: str, reply: dict[str, Any]) -> str:
 @reason_option
 def kill_command(session: str, reason: str) -> None:
     """(worker) End your own session: your whole process group stops, your claims are released."""
+    import os
     import signal
 
     from looop.control import call
     from looop.ids import check_id
 
     check_id(session, "session id")
+    caller = os.environ.get("LOOOP_SESSION_ID")
+    if caller and caller != session:
+        raise InvalidInput(
+            f"session {caller} can end only itself, not {session} (the root agent uses `_ worker kill`)"
+        )
     # this process is in the group being ended: outlive the SIGTERM long enough to answer
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

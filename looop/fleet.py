@@ -41,6 +41,7 @@ class Fleet:
         self._supervisor = supervisor
         self._lock = threading.Lock()
         self._sessions: dict[str, tuple[pykka.ActorRef[Any], SessionHandle]] = {}
+        self._starting: set[str] = set()
 
     def live_ids(self) -> list[str]:
         with self._lock:
@@ -53,20 +54,29 @@ class Fleet:
         session = check_id(str(request.get("id", "")), "worker id")
         task = str(request.get("prompt", ""))
         config = load_config(self.dd.config)
-        with self._lock:
+        with self._lock:  # held briefly: the mailbox's refresh takes it too
             previous = self._sessions.get(session)
-            if previous is not None and not previous[1].ended.is_set():
-                raise Conflict(f"worker {session} is already running (pid {previous[1].pid})")
+            if session in self._starting or (previous is not None and not previous[1].ended.is_set()):
+                raise Conflict(
+                    f"worker {session} is already running (pid {previous[1].pid if previous else '?'})"
+                )
             if (record := live_record(self.dd, session)) is not None:
                 raise Conflict(f"worker {session} is already running (pid {record.get('pid')})")
+            self._starting.add(session)
+        try:
             if previous is not None:
                 previous[0].actor_stopped.wait(ENDED_SLACK)  # the ended actor is still on its way out
+            spec = self._prepare(session, task, config, request)  # may run git: not under the lock
             handle = SessionHandle()
-            spec = self._prepare(session, task, config, request)
             child = ChildSpec(
                 session, lambda link: _start_actor(self.dd, spec, handle, link), Restart.TEMPORARY
             )
-            self._sessions[session] = (start_child(self._supervisor(), child), handle)
+            ref = start_child(self._supervisor(), child)
+            with self._lock:
+                self._sessions[session] = (ref, handle)
+        finally:
+            with self._lock:
+                self._starting.discard(session)
         if not handle.spawned.wait(SPAWN_TIMEOUT):
             raise LooopError(f"worker {session} did not start within {SPAWN_TIMEOUT:g}s")
         if handle.error:

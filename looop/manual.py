@@ -42,7 +42,8 @@ ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
        journal_tail[], claims, spend, notifications, problems}
     `looop _ state --json` reads the same thing once, without blocking.
   * Decide the SINGLE most important move; make it with one verb; wait again.
-  * Asks first: a worker blocked on an ask is idle. Decide it yourself when
+  * Asks first: a worker blocked on an ask (state `asking`) makes no
+    progress until you answer. Decide it yourself when
     the playbook lets you; otherwise ask the human in chat, then
     `looop _ answer ASK_ID "answer"`.
   * Read PLAYBOOK.md and goals/ at the start; they are your standing orders.
@@ -57,8 +58,9 @@ VERBS (the root agent's; each mutating one is journaled)
   looop _ sensor remove NAME             delete a sensor
   looop _ playbook write [BODY]          replace PLAYBOOK.md
   looop _ run CMD... [--reason T]        ONE reversible shell command
-  looop _ worker start ID PROMPT...      start a worker (needs `looop up`)
-  looop _ worker kill ID                 end a worker's whole process group
+  looop _ worker start ID PROMPT... [--cwd DIR | --worktree REPO]
+                                         start a worker (needs `looop up`)
+  looop _ worker kill ID [--reason T]    end a worker's whole process group
   looop _ notify MESSAGE...              tell the human (journaled, hook)
   Bodies: give them inline, or omit them and pipe them on stdin (heredoc).
   Most mutating verbs take --reason T, which goes into the journal.
@@ -70,6 +72,24 @@ INVARIANTS (never weaken these)
   * Single writer: change PLAYBOOK, goals and sensors only through the verbs,
     never by editing the files (the pulse reads them every beat).
   * Ask, don't guess: without information or authority, ask the human.
+
+WORKERS
+  `_ worker start` runs the config's `interactive` agent in a pty (50x200,
+  its own process group) in --cwd DIR (default: where you run the verb), or
+  in a new git worktree of REPO on branch looop/ID under sessions/ID/ (run
+  under `box` when box is on PATH). Its prompt is the worker contract, then
+  PROMPT; both are saved in prompts/ID.md. The state shows each worker as:
+    starting  spawned, nothing printed yet
+    running   printing (or its screen says it is busy)
+    idle      quiet for `idle_after` seconds: done with its turn, or stuck
+    asking    blocked on an ask: answer it
+    exited    ended on its own (exit_code says how)
+    killed    ended by you, by itself (`_ kill`), or by `looop down`
+    dead      killed by a signal nobody sent, or found gone
+  An ended worker never restarts by itself; its asks are cancelled and its
+  claims released. `cat sessions/ID/screen.txt` shows its screen now;
+  sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
+  An ended worker's ID may be started again.
 
 WORKER CONTRACT (injected at the top of every worker's prompt)
   A worker that needs a decision runs one blocking call and waits:
@@ -91,11 +111,23 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
   config.json        runner wiring (or $LOOOP_CONFIG); seeded when absent:
                        interactive   command that starts a worker's agent
                                      (string or argv list; default claude,
-                                     else pi)
+                                     else pi). Placeholders, replaced
+                                     inside arguments (never via a shell):
+                                     {prompt} {prompt_file}: contract+task
+                                     {contract} {contract_file}: contract
+                                     {task}: the task alone. With none of
+                                     {prompt} {prompt_file} {task}, the
+                                     whole prompt is the last argument.
+                                     claude: ["claude", "--append-system-
+                                     prompt", "{contract}", "{task}"]
+                                     pi: ["pi", "--append-system-prompt",
+                                     "{contract_file}", "{task}"]
                        interval      pulse cadence (60s)
                        session_ttl   keep ended sessions this long (3d)
                        sensor_timeout  per sensor (min(interval, 30s))
                        notify        argv run with each notice appended
+                       idle_after    quiet time before `idle` (30s)
+                       kill_grace    SIGTERM to SIGKILL when ending (5s)
                        max_restarts, restart_period   restart intensity of
                                      the supervisor (5 in 60s); past it
                                      `up` stops and exits 1
@@ -109,8 +141,9 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
   prompts/ID.md      each worker's full prompt
   reports/           worker deliverables for the human (kept)
   claims/            leases on shared resources
-  sessions/ID/       worker and pulse state, transcript, screen, spend
-                     (reaped session_ttl after they end)
+  sessions/ID/       a worker: state.json, transcript.log, screen.txt,
+                     cost.jsonl, contract.md, worktree/; sessions/pulse/
+                     is the `up` process (reaped session_ttl after end)
   notifications.jsonl  notices for the human
   .lock .last-tick-hash .store.lock   scratch
   A fresh data dir is seeded once from files inside this program: a starter
@@ -120,6 +153,7 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
 ENVIRONMENT
   LOOOP_DATA_DIR   the data dir          LOOOP_CONFIG   the config file
   LOOOP_BIN, LOOOP_SESSION_ID            set by looop inside each worker
+                                         (with LOOOP_DATA_DIR and TERM)
   XDG_STATE_HOME   base of the default data dir
 
 EXIT CODES

@@ -46,10 +46,12 @@ class Looop:
         code: int | None = 0,
         timeout: float = 30,
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `looop ARGS`; assert the exit code unless `code` is None."""
         done = subprocess.run(
             [LOOOP, *args],
+            cwd=cwd,
             input=input,
             capture_output=True,
             text=True,

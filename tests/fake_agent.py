@@ -14,6 +14,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: report NAME TEXT         write reports/NAME ({answer}, {cwd}, {env:VAR}, {size} filled in)
     FAKE: print BYTES              print that many bytes of text as fast as possible
     FAKE: sleep SECONDS
+    FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
     FAKE: spawn-child              start a grandchild (same group) that sleeps for ever
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
     FAKE: crash CODE               exit with CODE at once
@@ -118,6 +119,10 @@ def step(line: str) -> None:
         say("flood done")
     elif verb == "sleep":
         time.sleep(float(rest))
+    elif verb == "busy":
+        set_status("esc to interrupt")
+        time.sleep(float(rest))
+        set_status("? for shortcuts")
     elif verb == "spawn-child":
         subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", "fake-grandchild"])
     elif verb == "ignore-term":

@@ -29,6 +29,8 @@ print("HEAVY:" + ",".join(heavy), file=sys.stderr)
         ["_", "answer", "nope-1", "x"],
         ["_", "goal", "write", "g", "b"],
         ["_", "claim", "w", "r"],
+        ["_", "worker", "start", "w", "hi"],
+        ["_", "kill", "w"],
     ],
 )
 def test_verbs_stay_light(looop: Looop, argv: list[str]) -> None:

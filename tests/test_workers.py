@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,14 @@ def test_the_screen_file_shows_the_agents_last_screen_and_quiet_means_idle(looop
     assert b"\x1b[2J" in transcript  # the raw output, escape codes and all
 
 
+def test_a_quiet_worker_whose_screen_says_busy_stays_running(looop: Looop, fleet: Up) -> None:
+    looop.run("_", "worker", "start", "w1", script("busy 4"))
+    wait_for(lambda: "esc to interrupt" in screen(looop, "w1"), what="the busy marker")
+    time.sleep(2)  # quiet for twice idle_after: only the screen says it is working
+    assert worker(looop, "w1")["state"] == "running"
+    wait_for(lambda: worker(looop, "w1")["state"] == "idle", what="idle once the marker is gone")
+
+
 def test_thirty_workers_at_once_each_ask_and_down_leaves_no_process(looop: Looop, fleet: Up) -> None:
     ids = [f"w{i:02d}" for i in range(30)]
     starts = [
@@ -245,6 +254,17 @@ def test_worker_verbs_refuse_bad_requests_with_one_line(looop: Looop, up: Up, tm
     assert done.stderr.count("\n") == 1 and "cannot start 'no-such-agent-cli'" in done.stderr
     assert worker(looop, "w2")["state"] == "dead"
     assert worker(looop, "w1")["alive"]  # nothing else was touched
+
+
+def test_a_relative_cwd_is_the_callers_and_a_worker_may_end_only_itself(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    looop.run("_", "worker", "start", "w1", "--cwd", "sub", script("report w1.md {cwd}"), cwd=tmp_path)
+    assert report(looop, "w1.md") == f"{tmp_path / 'sub'}\n"
+    done = looop.run("_", "kill", "w1", env={"LOOOP_SESSION_ID": "w2"}, code=2)
+    assert done.stderr.startswith("looop: session w2 can end only itself, not w1 (")
+    assert worker(looop, "w1")["alive"]
 
 
 def test_an_ended_workers_id_can_be_reused_and_its_old_transcript_is_kept(looop: Looop, fleet: Up) -> None:
