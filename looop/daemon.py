@@ -24,6 +24,7 @@ from looop.errors import Conflict, LooopError, NotRunning
 from looop.fleet import Fleet
 from looop.paths import DataDir
 from looop.procs import is_running
+from looop.recovery import recover
 from looop.supervisor import ChildSpec, Intensity, Link, Supervisor, children_of, tell_quietly
 from looop.upstatus import StatusWriter, read_status
 
@@ -125,6 +126,8 @@ class Daemon:
 
     def run(self, ready: int | None) -> int:
         """Start the tree, report ready, block until stopped; return the process's exit code."""
+        for corpse in recover(self.dd):
+            log.warning("recovered worker %s: %s", corpse.session, corpse.how)
         top = Supervisor.start(
             "looop", self._specs(), self.intensity, self.status.supervisor_event, self._escalated
         )

@@ -154,7 +154,10 @@ def answer_ask(dd: DataDir, ask_id: str, text: str) -> str:
             ask = Ask.from_file(dd.ask(ask_id))
         except FileNotFoundError:
             raise NotFound(f"no ask {ask_id!r} (see `looop _ state` for pending asks)") from None
-        existing = _read_answer(dd, ask_id)
+        try:
+            existing = _read_answer(dd, ask_id)
+        except CorruptFile:
+            existing = None  # never torn by looop: a hand-damaged file; a fresh answer replaces it
         if existing is not None:
             what = "cancelled" if existing.get("cancelled") else "answered"
             raise Conflict(f"ask {ask_id} is already {what}")

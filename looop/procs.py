@@ -134,3 +134,47 @@ def is_running(pid: int, recorded_start: int | None = None) -> bool:
     if now is None:
         return not os.path.isdir("/proc")  # with /proc: gone or a zombie; without: trust os.kill
     return recorded_start is None or now == recorded_start
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group `pgid` (Linux /proc; empty elsewhere)."""
+    members: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return members
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] != b"Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def marked_groups(marks: dict[str, str]) -> set[int]:
+    """Process groups of live processes whose environment holds every `KEY=value` in `marks`
+    (a key mapped to "" only has to be present). Linux /proc; processes of other users are
+    unreadable and skipped."""
+    wanted = [(k.encode() + b"=", v.encode()) for k, v in marks.items()]
+    groups: set[int] = set()
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                env = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        if all(any(v.startswith(k) and (not want or v[len(k) :] == want) for v in env) for k, want in wanted):
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            if fields[0] != b"Z":
+                groups.add(int(fields[2]))
+    return groups

@@ -18,6 +18,7 @@ from looop.procs import drain, kill_group, popen_waiter
 OUTPUT_CAP = 64 * 1024
 STDERR_CAP = 2048
 KILL_GRACE = 1.0
+SENSOR_MARK = "LOOOP_SENSOR"  # in every sensor's environment: recovery finds strays by it
 
 
 @dataclass(frozen=True)

@@ -143,15 +143,61 @@ def alive(pid: int) -> bool:
     return True
 
 
+def pids_with(marker: str) -> list[int]:
+    """Pids of running processes whose command line mentions `marker`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if marker in line and alive(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+    return found
+
+
 def processes_with(marker: str) -> list[str]:
     """Command lines of running processes that mention `marker` (leftover check)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+    lines = []
+    for pid in pids_with(marker):
         with contextlib.suppress(OSError):
-            line = stat.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if marker in line and alive(int(stat.parent.name)):
-                found.append(line)
-    return found
+            lines.append(
+                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+    return lines
+
+
+FAKE_AGENT = str(Path(__file__).with_name("fake_agent.py"))
+AGENT = [sys.executable, FAKE_AGENT]
+
+
+def script(*steps: str) -> str:
+    """A worker prompt: a task line, then the fake agent's script."""
+    return "Do the task below.\n" + "".join(f"FAKE: {step}\n" for step in steps)
+
+
+def worker(looop: Looop, worker_id: str) -> dict[str, Any]:
+    found = [w for w in looop.state()["workers"] if w["id"] == worker_id]
+    return found[0] if found else {}
+
+
+def ended(looop: Looop, worker_id: str) -> dict[str, Any]:
+    return dict(
+        wait_for(
+            lambda: (w := worker(looop, worker_id)) and not w["alive"] and w["state"] != "starting" and w,
+            timeout=30,
+            what=f"worker {worker_id} to end",
+        )
+    )
+
+
+def screen(looop: Looop, worker_id: str) -> str:
+    """The worker's screen file, or "" before its first render."""
+    path = looop.data / "sessions" / worker_id / "screen.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def report(looop: Looop, name: str) -> str:
+    path = looop.data / "reports" / name
+    return str(wait_for(lambda: path.exists() and path.read_text(), what=f"report {name}"))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
     FAKE: spawn-child              start a grandchild (same group) that sleeps for ever
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
+    FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
     FAKE: crash CODE               exit with CODE at once
     FAKE: kill                     `_ kill` itself
     FAKE: exit                     exit 0
@@ -127,6 +128,8 @@ def step(line: str) -> None:
         subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", "fake-grandchild"])
     elif verb == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif verb == "ignore-hup":
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     elif verb == "crash":
         say("something went wrong")
         os._exit(int(rest))

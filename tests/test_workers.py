@@ -8,46 +8,24 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from tests.conftest import Looop, Up, alive, processes_with, wait_for
-
-FAKE_AGENT = str(Path(__file__).with_name("fake_agent.py"))
-AGENT = [sys.executable, FAKE_AGENT]
-
-
-def script(*steps: str) -> str:
-    """A worker prompt: a task line, then the fake agent's script."""
-    return "Do the task below.\n" + "".join(f"FAKE: {step}\n" for step in steps)
-
-
-def worker(looop: Looop, worker_id: str) -> dict[str, Any]:
-    found = [w for w in looop.state()["workers"] if w["id"] == worker_id]
-    return found[0] if found else {}
-
-
-def ended(looop: Looop, worker_id: str) -> dict[str, Any]:
-    return dict(
-        wait_for(
-            lambda: (w := worker(looop, worker_id)) and not w["alive"] and w["state"] != "starting" and w,
-            timeout=30,
-            what=f"worker {worker_id} to end",
-        )
-    )
-
-
-def screen(looop: Looop, worker_id: str) -> str:
-    """The worker's screen file, or "" before its first render."""
-    path = looop.data / "sessions" / worker_id / "screen.txt"
-    return path.read_text() if path.exists() else ""
-
-
-def report(looop: Looop, name: str) -> str:
-    path = looop.data / "reports" / name
-    return str(wait_for(lambda: path.exists() and path.read_text(), what=f"report {name}"))
+from tests.conftest import (
+    AGENT,
+    FAKE_AGENT,
+    Looop,
+    Up,
+    alive,
+    ended,
+    processes_with,
+    report,
+    screen,
+    script,
+    wait_for,
+    worker,
+)
 
 
 @pytest.fixture

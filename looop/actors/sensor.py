@@ -12,7 +12,7 @@ from typing import Any
 import pykka
 
 from looop.paths import DataDir
-from looop.sensing import SensorResult, run_sensor
+from looop.sensing import SENSOR_MARK, SensorResult, run_sensor
 from looop.snapshots import write_reading
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
@@ -87,7 +87,7 @@ class SensorActor(SupervisedActor):
                 self.dd.sensor(self.name),
                 request.timeout,
                 self.dd.root,
-                {"LOOOP_DATA_DIR": str(self.dd.root)},
+                {"LOOOP_DATA_DIR": str(self.dd.root), SENSOR_MARK: self.name},
                 started=self._started,
             )
             self._running_group = None

@@ -1,0 +1,153 @@
+"""What `up` cleans up after: corpses of workers whose babysitter died, and ended sessions past
+their time to live. Files are the only memory, so both work from `sessions/*/state.json`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from looop import journal
+from looop.claims import release_claims_of
+from looop.errors import CorruptFile
+from looop.fsio import write_json
+from looop.mailbox import cancel_asks_of, iter_asks
+from looop.paths import PULSE_SESSION, DataDir
+from looop.procenv import child_env
+from looop.procs import group_members, is_running, kill_group, marked_groups, pid_waiter
+from looop.sensing import SENSOR_MARK
+from looop.sessions import LIVE_STATES, read_record
+from looop.state import session_ids
+
+ORPHAN_GRACE = 3.0
+
+
+@dataclass(frozen=True)
+class Corpse:
+    """A worker recorded as live that no `up` process babysits any more."""
+
+    session: str
+    orphaned: bool  # its processes outlived the `up` process and were ended now
+    how: str
+
+
+def recover(dd: DataDir) -> list[Corpse]:
+    """At `up`: mark every worker recorded live as `dead`, ending its process group if it
+    outlived its babysitter; cancel its asks and release its claims; end sensor runs a killed
+    `up` left behind. Journaled and notified."""
+    found: list[Corpse] = []
+    for session in session_ids(dd):
+        if session == PULSE_SESSION:
+            continue
+        try:
+            record = read_record(dd, session)
+        except CorruptFile as problem:
+            journal.record(dd, "recover", session, f"skipped: {problem.detail}", who="looop")
+            continue
+        if record is None or not (record.get("alive") or record.get("state") in LIVE_STATES):
+            continue
+        found.append(_bury(dd, session, record))
+    strays = marked_groups({"LOOOP_DATA_DIR": str(dd.root), SENSOR_MARK: ""}) - {os.getpgrp()}
+    for group in strays:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    if strays:
+        journal.record(
+            dd, "recover", "sensors", f"ended {len(strays)} sensor run(s) left by a killed looop", who="looop"
+        )
+    if found:
+        from looop.notify import notify
+
+        names = ", ".join(f"{c.session} ({'orphaned' if c.orphaned else 'dead'})" for c in found)
+        notify(dd, f"looop up found {len(found)} worker(s) whose looop had died: {names}", who="looop")
+    return found
+
+
+def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
+    pid = record.get("pid")
+    start = record.get("process_start")
+    orphaned = False
+    how = "its process was gone"
+    if isinstance(pid, int) and pid > 0:
+        leader_alive = is_running(pid, start if isinstance(start, int) else None)
+        # a process group id is not reused while the group has members: they are this worker's
+        if leader_alive or group_members(pid):
+            signal_used = kill_group(
+                pid, ORPHAN_GRACE, pid_waiter(pid, start if isinstance(start, int) else None)
+            )
+            orphaned = True
+            how = f"its processes outlived looop and were ended ({signal_used})"
+    elif record.get("state") == "starting":
+        how = "looop died while starting it"
+    now = time.time()
+    record.update(
+        state="dead",
+        alive=False,
+        orphaned=orphaned,
+        found=now,
+        ended=record.get("ended") or now,
+        end_reason=f"found at up: {how}",
+        pending_ask=None,
+        claims=[],
+    )
+    write_json(dd.session_state(session), record)
+    why = f"worker {session} dead (found at up)"
+    cancelled = cancel_asks_of(dd, session, why)
+    released = release_claims_of(dd, session, why)
+    detail = f"dead: {how}"
+    if cancelled:
+        detail += f"; cancelled asks {', '.join(cancelled)}"
+    if released:
+        detail += f"; released {', '.join(released)}"
+    journal.record(dd, "recover", session, detail, who="looop")
+    return Corpse(session, orphaned, how)
+
+
+def reap(dd: DataDir, ttl: float, now: float | None = None) -> list[str]:
+    """Remove sessions that ended more than `ttl` seconds ago, with their prompts and settled
+    asks; reports stay. A live session is never reaped; an unreadable one is left for a human."""
+    now = time.time() if now is None else now
+    reaped: list[str] = []
+    for session in session_ids(dd):
+        if session == PULSE_SESSION:
+            continue
+        try:
+            record = read_record(dd, session)
+        except CorruptFile:
+            continue
+        if record is None or record.get("alive") or record.get("state") in LIVE_STATES:
+            continue
+        ended = record.get("ended")
+        if not isinstance(ended, int | float) or now - ended <= ttl:
+            continue
+        _remove_session(dd, session, record)
+        reaped.append(session)
+        journal.record(
+            dd, "reap", session, f"ended {journal.timestamp(ended)}, past session_ttl", who="looop"
+        )
+    return reaped
+
+
+def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> None:
+    sandbox = record.get("sandbox") or {}
+    if sandbox.get("repo") and sandbox.get("cwd"):
+        # the branch keeps its commits; only the checkout goes
+        subprocess.run(
+            ["git", "-C", str(sandbox["repo"]), "worktree", "remove", "--force", str(sandbox["cwd"])],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            env=child_env(),
+            check=False,
+        )
+    for item in iter_asks(dd):
+        if not isinstance(item, CorruptFile) and item.worker == session:
+            dd.ask(item.id).unlink(missing_ok=True)  # first: an ask without its answer would be pending
+            dd.answer(item.id).unlink(missing_ok=True)
+    dd.prompt(session).unlink(missing_ok=True)
+    shutil.rmtree(dd.session(session), ignore_errors=True)

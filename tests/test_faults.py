@@ -1,0 +1,259 @@
+"""Faults looop must survive with nothing lost: kills, broken sensors, corrupt files, storms."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import (
+    AGENT,
+    Looop,
+    Up,
+    alive,
+    ended,
+    pids_with,
+    processes_with,
+    report,
+    screen,
+    script,
+    wait_for,
+    worker,
+)
+
+ENTRY = re.compile(r"^- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \S+ · [a-z ]+ · .+ · .+$")
+
+
+def kill_9(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), what="the killed process to go")
+
+
+def assert_consistent(looop: Looop) -> None:
+    """No torn journal line, no temp file left, every JSON file parses, the state reads."""
+    lines = looop.journal().splitlines()
+    assert all(ENTRY.match(line) for line in lines), [line for line in lines if not ENTRY.match(line)]
+    for path in looop.data.rglob("*.json"):
+        if "worktree" not in path.parts:
+            orjson.loads(path.read_bytes())
+    assert [p for p in looop.data.rglob(".*.tmp")] == []
+    assert looop.state()["problems"] == []
+
+
+@pytest.fixture
+def fleet(looop: Looop, up: Up) -> Up:
+    up.configure(interactive=AGENT, idle_after="1s", kill_grace="1s")
+    return up
+
+
+def test_kill_9_of_up_mid_ask_loses_no_ask_and_no_answer(looop: Looop, fleet: Up) -> None:
+    first = fleet.start()
+    asker = looop.popen("_", "ask", "w1", "--prompt", "before the crash?")
+    wait_for(lambda: looop.state()["asks"], what="the ask")
+    kill_9(first)
+    looop.run("_", "answer", "w1-1", "yes")  # while looop is down
+    out, err = asker.communicate(timeout=30)
+    assert (asker.returncode, out) == (0, "yes\n"), err
+    late = looop.popen("_", "ask", "w2", "--prompt", "asked while down?")
+    wait_for(lambda: looop.state()["asks"], what="the ask made while down")
+    fleet.start()
+    state = orjson.loads(looop.run("_", "wait", "--json").stdout)
+    assert [a["id"] for a in state["asks"]] == ["w2-1"]
+    looop.run("_", "answer", "w2-1", "no")
+    assert late.communicate(timeout=30)[0] == "no\n"
+    assert_consistent(looop)
+
+
+def test_kill_9_of_up_mid_beat_leaves_no_stray_sensor_and_no_torn_snapshot(looop: Looop, fleet: Up) -> None:
+    marker = f"sleep 301.{os.getpid()}"
+    looop.run("_", "sensor", "write", "hung", f"#!/bin/sh\n{marker}\n")
+    for i in range(5):
+        looop.run("_", "sensor", "write", f"s{i}", f"#!/bin/sh\nsleep 0.5\necho reading {i}\n")
+    first = fleet.start()
+    wait_for(lambda: processes_with(marker), what="the beat to be under way")
+    kill_9(first)
+    strays = pids_with(marker)
+    assert strays  # sensors run in sessions of their own: they outlive `up`
+    fleet.start()
+    assert not any(alive(pid) for pid in strays)
+    assert "looop · recover · sensors · ended 6 sensor run(s) left by a killed looop" in looop.journal()
+    fleet.configure(interactive=AGENT, sensor_timeout="1s")
+    looop.run("down")
+    fleet.start()
+    fleet.wait_beats(1)
+    snapshots = looop.state()["snapshots"]
+    assert {snapshots[f"s{i}"] for i in range(5)} == {f"reading {i}\n" for i in range(5)}
+    assert [p.name for p in looop.data.glob(".snapshots*")] == []
+    assert_consistent(looop)
+
+
+def test_a_worker_that_outlives_a_killed_up_is_ended_and_recorded_as_orphaned(
+    looop: Looop, fleet: Up
+) -> None:
+    first = fleet.start()
+    looop.run(
+        "_", "worker", "start", "w1", script("ignore-hup", "spawn-child", "claim db", "ask Still there?")
+    )
+    wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
+    pid = worker(looop, "w1")["pid"]
+    kill_9(first)
+    time.sleep(0.5)  # the hang-up reaches the group; this one ignores it
+    assert alive(pid) and processes_with("fake-grandchild")
+    fleet.start()
+    final = worker(looop, "w1")
+    assert (final["state"], final["alive"], final["orphaned"]) == ("dead", False, True)
+    assert final["end_reason"].startswith("found at up: its processes outlived looop and were ended")
+    wait_for(lambda: not alive(pid) and processes_with("fake-grandchild") == [], what="the orphans to end")
+    state = looop.state()
+    assert state["asks"] == [] and state["claims"] == []
+    assert any("whose looop had died: w1 (orphaned)" in n["message"] for n in state["notifications"])
+    assert "looop · recover · w1 · dead: its processes outlived looop" in looop.journal()
+    assert_consistent(looop)
+
+
+def test_kill_9_of_up_mid_worker_start_leaves_nothing_running_or_torn(looop: Looop, fleet: Up) -> None:
+    first = fleet.start()
+    starts = [
+        looop.popen("_", "worker", "start", f"w{i}", script("ignore-hup", "ask Wait?")) for i in range(6)
+    ]
+    wait_for(lambda: "worker start · w" in looop.journal(), what="the first worker")
+    kill_9(first)
+    codes = {p.wait(timeout=60) for p in starts}
+    assert codes <= {0, 7}, codes  # started, or told looop is not up
+    fleet.start()
+    for record in looop.state()["workers"]:
+        assert not record["alive"] and record["state"] == "dead", record
+        assert not alive(record["pid"]) if record.get("pid") else True
+    for prompt in looop.data.glob("prompts/*.md"):
+        assert prompt.read_text().endswith("FAKE: ask Wait?\n")
+    assert looop.state()["asks"] == []
+    assert_consistent(looop)
+
+
+def test_a_worker_killed_with_sigkill_is_dead_and_its_ask_cancelled(looop: Looop, fleet: Up) -> None:
+    fleet.start()
+    looop.run("_", "worker", "start", "w1", script("ask Anyone?"))
+    wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
+    os.kill(worker(looop, "w1")["pid"], signal.SIGKILL)
+    final = ended(looop, "w1")
+    assert (final["state"], final["signal"], final["end_reason"]) == ("dead", "SIGKILL", "killed by SIGKILL")
+    assert orjson.loads((looop.data / "answers/w1-1.json").read_bytes())["cancelled"]
+
+
+def test_sensors_that_flood_or_vanish_mid_beat_yield_readings(looop: Looop, up: Up) -> None:
+    up.configure(interval="1h")
+    looop.run("_", "sensor", "write", "flood", "#!/bin/sh\nhead -c 50000000 /dev/zero | tr '\\000' a\n")
+    looop.run("_", "sensor", "write", "vanish", '#!/bin/sh\nrm -f "$0"\nsleep 0.5\necho still here\n')
+    looop.run("_", "sensor", "write", "binary", "placeholder")
+    (looop.data / "sensors/binary.sh").write_bytes(bytes(range(256)) * 4)
+    up.start()
+    pulse = up.wait_beats(1)
+    snapshots = looop.state()["snapshots"]
+    assert snapshots["flood"].endswith("[output cut at 64 KiB]") and len(snapshots["flood"]) < 70_000
+    assert snapshots["vanish"] == "still here\n"
+    assert snapshots["binary"].startswith("\n[exit 2] ") and "Syntax error" in snapshots["binary"]
+    assert pulse["running"] and pulse["last_beat_duration"] < 60
+
+
+def test_corrupt_files_are_reported_skipped_and_never_crash_looop(looop: Looop, fleet: Up) -> None:
+    looop.run("_", "state")
+    (looop.data / "asks/bad-1.json").write_text('{"id": "bad-1", "worker"')
+    (looop.data / "asks/good-1.json").write_bytes(
+        orjson.dumps({"id": "good-1", "worker": "good", "prompt": "ok?", "options": None, "created": 1})
+    )
+    (looop.data / "answers/good-1.json").write_text("{garbage")
+    (looop.data / "sessions/w9").mkdir()
+    (looop.data / "sessions/w9/state.json").write_text('{"state": "running", "alive": tr')
+    pid = fleet.start()
+    state = looop.state()
+    problems = "\n".join(state["problems"])
+    assert "asks/bad-1.json: not valid JSON" in problems
+    assert "answers/good-1.json: not valid JSON" in problems
+    assert "sessions/w9/state.json: not valid JSON" in problems
+    assert "problems (files skipped):" in looop.run("_", "state").stdout
+    looop.run("_", "answer", "good-1", "fine")  # a fresh answer replaces the damaged file
+    config = looop.data / "config.json"
+    good_config = config.read_bytes()
+    config.write_text("{not json")
+    assert any("config.json: not valid JSON" in p for p in looop.state()["problems"])
+    assert looop.run("up", code=3).stderr.count("\n") == 1
+    looop.run("_", "worker", "start", "w1", "hi", code=3)
+    config.write_bytes(good_config)
+    assert alive(pid) and fleet.pulse()["running"]
+    assert "skipped: not valid JSON" in looop.journal()  # recovery read past the broken record
+
+
+def test_a_verb_storm_with_the_daemon_up_accounts_for_every_move(looop: Looop, fleet: Up) -> None:
+    fleet.start()
+    storm = Path(__file__).with_name("storm_worker.py")
+    procs = [
+        subprocess.Popen([sys.executable, str(storm), str(i), "25"], env=looop.env, stderr=subprocess.PIPE)
+        for i in range(20)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    state = looop.state()
+    assert state["asks"] == []
+    asks = list((looop.data / "asks").glob("*.json"))
+    answers = [orjson.loads(p.read_bytes()) for p in (looop.data / "answers").glob("*.json")]
+    assert len(asks) == len(answers) == 20 * 5
+    assert all(a["delivered_at"] for a in answers)
+    goals = set(state["goals"])
+    assert {f"storm-{i}-{k}" for i in range(20) for k in range(0, 25, 5)} <= goals
+    claims = {(c["resource"], c["holder"]) for c in state["claims"]}
+    assert claims == {(f"res-{i}-{k}", f"s{i}") for i in range(20) for k in range(3, 25, 5)}
+    totals = state["spend"]["by_session"]
+    assert all(totals[f"s{i}"] == {"usd": 5.0} for i in range(20))
+    journal = looop.journal()
+    for verb, count in (("ask", 100), ("answer", 100), ("goal write", 200), ("claim", 100), ("cost", 100)):
+        assert journal.count(f" · {verb} · ") == count, verb
+    assert_consistent(looop)
+    assert fleet.pulse()["running"]
+
+
+def test_a_full_disk_fails_writes_with_one_line_and_damages_nothing(looop: Looop, tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        small = Looop(mount / "data", {**looop.env, "LOOOP_DATA_DIR": str(mount / "data")})
+        small.run("_", "goal", "write", "kept", "an earlier goal")
+        journal_before = small.journal()
+        failed = small.run("_", "goal", "write", "huge", input="x" * 1_000_000, code=10)
+        assert failed.stderr.count("\n") == 1 and "No space left on device" in failed.stderr
+        assert (small.data / "goals/kept.md").read_text() == "an earlier goal\n"
+        assert not (small.data / "goals/huge.md").exists()
+        assert small.journal() == journal_before
+        assert [p for p in small.data.rglob(".*.tmp")] == []
+        assert "kept" in small.state()["goals"]
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_reaping_removes_ended_sessions_past_their_ttl_and_keeps_live_ones(looop: Looop, fleet: Up) -> None:
+    fleet.configure(interactive=AGENT, interval="0.5s", session_ttl="1s", kill_grace="1s")
+    fleet.start()
+    looop.run("_", "worker", "start", "done", script("ask Ok?", "report done.md finished", "exit"))
+    looop.run("_", "worker", "start", "busy", script("say staying"))
+    looop.run("_", "answer", wait_for(lambda: looop.state()["asks"], what="the ask")[0]["id"], "yes")
+    assert report(looop, "done.md") == "finished\n"
+    ended(looop, "done")
+    wait_for(lambda: not (looop.data / "sessions/done").exists(), timeout=30, what="the reaping")
+    assert not (looop.data / "prompts/done.md").exists()
+    assert not list((looop.data / "asks").glob("done-*.json"))
+    assert (looop.data / "reports/done.md").exists()
+    assert "looop · reap · done · ended" in looop.journal()
+    fleet.wait_beats(fleet.pulse()["beats"] + 3)
+    assert worker(looop, "busy")["alive"] and "staying" in screen(looop, "busy")
