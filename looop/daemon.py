@@ -22,6 +22,7 @@ from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
 from looop.errors import Conflict, LooopError, NotRunning
 from looop.fleet import Fleet
+from looop.fsio import private_lock
 from looop.paths import DataDir
 from looop.procs import is_running
 from looop.recovery import recover
@@ -161,7 +162,7 @@ def _signal_ready(fd: int | None, message: str) -> None:
 
 
 def _lock(dd: DataDir) -> fasteners.InterProcessLock:
-    return fasteners.InterProcessLock(str(dd.daemon_lock))
+    return private_lock(dd.daemon_lock)
 
 
 def run_foreground(dd: DataDir) -> int:
@@ -173,6 +174,7 @@ def run_foreground(dd: DataDir) -> int:
     except LooopError as exc:
         _signal_ready(ready, f"error {exc.message}")
         raise
+    os.umask(0o077)  # what up, its sensors and its workers create stays private to this user
     lock = _lock(dd)
     if not lock.acquire(blocking=False):
         pid = read_status(dd).get("pid", "unknown")

@@ -97,6 +97,13 @@ def tail_lines(path: Path, count: int, block: int = 8192) -> list[str]:
     return lines[-count:] if count else []
 
 
+def private_lock(path: Path) -> fasteners.InterProcessLock:
+    """A fasteners lock whose file is created 0600 (fasteners would follow the umask)."""
+    with contextlib.suppress(FileNotFoundError):  # the directory may not exist yet
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    return fasteners.InterProcessLock(str(path))
+
+
 class StoreLock:
     """The data dir's mutation lock: inter-process (fcntl) and, inside one process, per thread.
 
@@ -109,7 +116,7 @@ class StoreLock:
 
     def __init__(self, path: Path) -> None:
         self._thread_lock = threading.RLock()
-        self._process_lock = fasteners.InterProcessLock(str(path))
+        self._process_lock = private_lock(path)
         self._depth = 0
 
     @classmethod

@@ -90,6 +90,9 @@ WORKERS
   claims released. `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again.
+  If `up` was killed, the next `up` marks its workers dead (ending any that
+  outlived it: `orphaned`), cancels their asks, releases their claims and
+  notifies you. Ended sessions are reaped after `session_ttl`.
 
 WORKER CONTRACT (injected at the top of every worker's prompt)
   A worker that needs a decision runs one blocking call and waits:

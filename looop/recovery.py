@@ -25,6 +25,7 @@ from looop.sessions import LIVE_STATES, read_record
 from looop.state import session_ids
 
 ORPHAN_GRACE = 3.0
+STALE_TEMP = 600.0  # seconds: no verb takes this long between creating its temp file and renaming it
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def recover(dd: DataDir) -> list[Corpse]:
         if record is None or not (record.get("alive") or record.get("state") in LIVE_STATES):
             continue
         found.append(_bury(dd, session, record))
+    sweep_temp_files(dd)
     strays = marked_groups({"LOOOP_DATA_DIR": str(dd.root), SENSOR_MARK: ""}) - {os.getpgrp()}
     for group in strays:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -66,6 +68,22 @@ def recover(dd: DataDir) -> list[Corpse]:
         names = ", ".join(f"{c.session} ({'orphaned' if c.orphaned else 'dead'})" for c in found)
         notify(dd, f"looop up found {len(found)} worker(s) whose looop had died: {names}", who="looop")
     return found
+
+
+def sweep_temp_files(dd: DataDir, now: float | None = None) -> int:
+    """Remove temp files of atomic writes cut short by a kill: all of them where only `up`
+    writes (sessions/, prompts/), elsewhere only those too old to belong to a running verb."""
+    now = time.time() if now is None else now
+    sessions = [dd.session(s) for s in session_ids(dd)]
+    removed = 0
+    for directory in [*dd.directories(), dd.goals_archive, *sessions]:
+        ours = directory in (dd.prompts, *sessions)
+        for path in directory.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if ours or now - path.stat().st_mtime > STALE_TEMP:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:

@@ -1,0 +1,99 @@
+"""Private by default: file modes, the control socket's peer check, unsafe sensors, no shell."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AGENT, Looop, Up, ended, report, script, wait_for, worker
+
+PEER_PROBE = """
+import socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(sys.argv[1])
+try:
+    conn.sendall(b'{"op": "ping"}\\n')
+except BrokenPipeError:
+    pass  # refused peers are cut off at once; the refusal is still there to read
+print(conn.recv(4096).decode().strip())
+"""
+
+
+def test_everything_in_the_data_dir_is_private(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT, kill_grace="1s")
+    up.start()
+    looop.run("_", "sensor", "write", "probe", "#!/bin/sh\necho ok\n")
+    looop.run("_", "notify", "hello")
+    looop.run("_", "claim", "w0", "thing")
+    looop.run("_", "cost", "w0", "1")
+    looop.run("_", "worker", "start", "w1", script("ask Go?", "report w1.md done", "exit"))
+    looop.run("_", "answer", wait_for(lambda: looop.state()["asks"], what="the ask")[0]["id"], "yes")
+    report(looop, "w1.md")
+    ended(looop, "w1")
+    looop.run("down")
+    wrong = []
+    for path in [looop.data, *looop.data.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        executable = path.is_dir() or path.parent.name == "sensors" or path.name == "looop"
+        if mode != (0o700 if executable else 0o600):
+            wrong.append(f"{oct(mode)} {path.relative_to(looop.data)}")
+    assert wrong == []
+
+
+def test_the_control_socket_refuses_a_peer_of_another_uid(looop: Looop, up: Up) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    # a data dir another user can reach, so that only the socket's own check stands in the way
+    root = Path(tempfile.mkdtemp(prefix="looop-peer-", dir="/tmp"))
+    try:
+        root.chmod(0o711)
+        other = Looop(root / "data", {**looop.env, "LOOOP_DATA_DIR": str(root / "data")})
+        daemon = Up(other)
+        daemon.configure()
+        daemon.start()
+        try:
+            (root / "data").chmod(0o711)
+            sock = root / "data/.control.sock"
+            sock.chmod(0o666)
+            probe = ["/usr/bin/python3", "-c", PEER_PROBE, str(sock)]
+            mine = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+            assert '"ok":true' in mine.stdout, mine.stderr
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *probe]
+            theirs = subprocess.run(nobody, capture_output=True, text=True, timeout=30)
+            if "Operation not permitted" in theirs.stderr:
+                pytest.skip(f"cannot switch to nobody here: {theirs.stderr.strip()}")
+            assert theirs.stdout.strip() == '{"ok":false,"error":"refused: another user"}', theirs.stderr
+        finally:
+            daemon.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_sensor_writable_by_others_is_refused_with_a_clear_reading(looop: Looop, up: Up) -> None:
+    up.configure()
+    looop.run("_", "sensor", "write", "open", "#!/bin/sh\necho should not run\n")
+    (looop.data / "sensors/open.sh").chmod(0o777)
+    up.start()
+    up.wait_beats(1)
+    reading = looop.state()["snapshots"]["open"]
+    assert reading.startswith("[refused to run: the script is writable by other users")
+    assert up.pulse()["sensors"]["open"]["status"] == "refused"
+
+
+def test_a_prompt_full_of_shell_syntax_reaches_the_agent_as_text(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interactive=AGENT, kill_grace="1s")
+    up.start()
+    trap = tmp_path / "pwned"
+    hostile = f"$(touch {trap}) `touch {trap}`; touch {trap} && echo '\"|"
+    looop.run("_", "worker", "start", "w1", script(f"say {hostile}", "exit"))
+    ended(looop, "w1")
+    assert not trap.exists()
+    assert hostile in (looop.data / "prompts/w1.md").read_text()
+    assert worker(looop, "w1")["exit_code"] == 0
