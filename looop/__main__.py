@@ -1,5 +1,5 @@
 """Allow `python -m looop`."""
 
-from looop.cli import main
+from looop.entry import main
 
 main()

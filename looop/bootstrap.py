@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from importlib import resources
 from pathlib import Path
 
 from looop.config import seed_config
@@ -17,6 +16,8 @@ SEED_FILES = ("PLAYBOOK.md", "goals/setup.md", "goals/playbook-daily.md", "senso
 
 def seed_bytes(name: str) -> bytes:
     """The embedded content of one seed file (works from a wheel and from a single binary)."""
+    from importlib import resources  # only a fresh data dir needs it
+
     node = resources.files("looop.seeds")
     for part in name.split("/"):
         node = node.joinpath(part)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from looop import __version__
+from looop import __version__, actions
+from looop.actions import data_dir
 from looop.errors import InvalidInput, LooopError
 
 if TYPE_CHECKING:  # keep start-up free of the data-dir modules
@@ -26,13 +27,6 @@ class ManualGroup(click.Group):
         self.format_commands(ctx, formatter)
 
 
-def data_dir() -> DataDir:
-    """The data dir, created and seeded on first use."""
-    from looop.bootstrap import open_data_dir
-
-    return open_data_dir()
-
-
 def read_body(inline: tuple[str, ...] | str | None, what: str) -> str:
     """An inline body, else all of stdin; refuse to wait on a terminal."""
     if isinstance(inline, tuple):
@@ -42,13 +36,6 @@ def read_body(inline: tuple[str, ...] | str | None, what: str) -> str:
     if sys.stdin.isatty():
         raise InvalidInput(f"no {what} given: pass it inline or pipe it on stdin")
     return sys.stdin.read()
-
-
-def emit_json(value: Any) -> None:
-    import orjson
-
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-    sys.stdout.flush()
 
 
 def parse_seconds(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -75,7 +62,7 @@ def cli() -> None:
 @cli.command("status", context_settings=CONTEXT)
 def status_command() -> None:
     """The readable state (same as `looop _ state`)."""
-    show_state(as_json=False)
+    actions.show_state(as_json=False)
 
 
 @cli.command("up", context_settings=CONTEXT)
@@ -112,26 +99,11 @@ def verbs() -> None:
     """The verbs the root agent and workers drive looop with (see `looop --help`)."""
 
 
-def show_state(as_json: bool) -> None:
-    from looop.state import gather
-    from looop.upstatus import read_status
-
-    dd = data_dir()
-    state = gather(dd)
-    state["pulse"] = read_status(dd)
-    if as_json:
-        emit_json(state)
-    else:
-        from looop.render import render_state
-
-        click.echo(render_state(state), nl=False)
-
-
 @verbs.command("state", context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def state_command(as_json: bool) -> None:
     """Print the state once: snapshots, pending asks, workers, goals, journal tail."""
-    show_state(as_json)
+    actions.show_state(as_json)
 
 
 @verbs.command("wait", context_settings=CONTEXT)
@@ -145,18 +117,7 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
     Returns at once when something changed since the previous `_ wait`. On --timeout it
     prints the unchanged state and exits 124.
     """
-    from looop.errors import TimedOut
-    from looop.tick import wait_for_change
-
-    state, changed = wait_for_change(data_dir(), timeout)
-    if as_json:
-        emit_json(state)
-    else:
-        from looop.render import render_state
-
-        click.echo(render_state(state), nl=False)
-    if not changed:
-        raise TimedOut(f"no change within {timeout:g}s")
+    actions.wait(as_json, timeout)
 
 
 @verbs.command("answer", context_settings=CONTEXT)
@@ -164,12 +125,7 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
 @click.argument("text", nargs=-1)
 def answer_command(ask_id: str, text: tuple[str, ...]) -> None:
     """Resolve the pending ask ASK_ID with TEXT (or stdin); it must be one of the ask's options."""
-    from looop.ids import check_id
-    from looop.mailbox import answer_ask
-
-    check_id(ask_id, "ask id")
-    answer = answer_ask(data_dir(), ask_id, read_body(text, "answer").strip())
-    click.echo(f"answered {ask_id}: {answer}")
+    actions.answer(ask_id, read_body(text, "answer"))
 
 
 @verbs.group("goal", context_settings=CONTEXT)
@@ -452,28 +408,27 @@ def kill_command(session: str, reason: str) -> None:
     click.echo(_ended_line(session, call(data_dir(), request, timeout=60)))
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"looop: {message}", err=True)
-    sys.exit(code)
-
-
 def main() -> NoReturn:
-    """Run the CLI; the only place that turns errors into one line on stderr and an exit code."""
-    try:
-        result = cli.main(prog_name="looop", standalone_mode=False)
-    except LooopError as exc:
-        _fail(exc.message, exc.exit_code)
-    except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx else "looop"
-        _fail(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code)
-    except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        _fail("interrupted", 130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
-    except OSError as exc:
-        target = f" {exc.filename}" if exc.filename else ""
-        _fail(f"cannot access{target}: {exc.strerror or exc}", 10)
-    sys.exit(result if isinstance(result, int) else 0)
+    """Run the click CLI; click's own errors become looop's one-line errors."""
+    from looop.entry import guarded
+
+    def invoke() -> object:
+        try:
+            return cli.main(prog_name="looop", standalone_mode=False)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "looop"
+            raise UsageError(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+        except click.ClickException as exc:
+            raise UsageError(exc.format_message(), exc.exit_code) from None
+        except click.Abort:
+            raise KeyboardInterrupt from None
+
+    guarded(invoke)
+
+
+class UsageError(LooopError):
+    """click refused the command line."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +104,8 @@ _KEYS: dict[str, Callable[[object], Any]] = {
 
 def default_interactive() -> str:
     """`claude` when it is on PATH, else `pi`."""
+    import shutil
+
     return "claude" if shutil.which("claude") else "pi"
 
 

@@ -7,11 +7,9 @@ daemon. Every client call falls back (returns None) when the daemon is not there
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,23 +18,18 @@ from typing import Any, TypeVar
 import orjson
 
 from looop.errors import LooopError, NotRunning
+from looop.locate import socket_file
 from looop.paths import DataDir
 from looop.watch import wait_until
 
 T = TypeVar("T")
 
-MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 MAX_LINE = 1 << 20
 
 
 def socket_path(dd: DataDir) -> Path:
     """`.control.sock` in the data dir, or a private runtime dir when that path is too long."""
-    inside = dd.socket
-    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
-        return inside
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"looop-{os.getuid()}"
-    digest = hashlib.sha256(os.fsencode(dd.root)).hexdigest()[:16]
-    return base / f"{digest}.sock"
+    return Path(socket_file(str(dd.root)))
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -152,6 +145,14 @@ def send_quietly(conn: socket.socket, message: dict[str, Any]) -> None:
     """Reply and close; a client that went away is no error."""
     with contextlib.suppress(OSError):
         conn.sendall(encode(message))
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+def send_raw(conn: socket.socket, data: bytes) -> None:
+    """Send a raw reply (a status line, then output) and close; see `looop.fastclient`."""
+    with contextlib.suppress(OSError):
+        conn.sendall(data)
     with contextlib.suppress(OSError):
         conn.close()
 

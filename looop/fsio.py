@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import fasteners
 import orjson
 
 from looop.errors import CorruptFile
+
+if TYPE_CHECKING:  # fasteners costs a reader ~10 ms of imports: only writers load it
+    import fasteners
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -32,7 +33,8 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace `path` with `data` so that readers see the old or the new content, never a mix."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -99,6 +101,8 @@ def tail_lines(path: Path, count: int, block: int = 8192) -> list[str]:
 
 def private_lock(path: Path) -> fasteners.InterProcessLock:
     """A fasteners lock whose file is created 0600 (fasteners would follow the umask)."""
+    import fasteners
+
     with contextlib.suppress(FileNotFoundError):  # the directory may not exist yet
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     return fasteners.InterProcessLock(str(path))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from looop import journal
-from looop.control import wait_via_daemon
 from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
 from looop.fsio import StoreLock, read_json, write_json
 from looop.ids import check_id, is_valid_id
@@ -200,6 +199,8 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
             return _read_answer(dd, ask_id)
         except CorruptFile:
             return None  # a torn write cannot happen; a hand-edited file will be rewritten
+
+    from looop.control import wait_via_daemon
 
     answer = wait_via_daemon(dd, {"op": "answer", "ask": ask_id}, lambda: [dd.answers], settled, timeout)
     if answer is None:

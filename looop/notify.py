@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 
@@ -45,6 +44,8 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
 
 
 def _run_hook(argv: list[str], message: str) -> str | None:
+    import subprocess
+
     try:
         done = subprocess.run(
             [*argv, message],

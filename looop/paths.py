@@ -7,17 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from looop.ids import check_id
+from looop.locate import SOCKET_NAME, data_root
 
 PULSE_SESSION = "pulse"
 
 
 def default_data_dir() -> Path:
     """`$LOOOP_DATA_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/looop`."""
-    explicit = os.environ.get("LOOOP_DATA_DIR")
-    if explicit:
-        return Path(explicit).expanduser().absolute()
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home).expanduser().absolute() / "looop"
+    return Path(data_root())
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ class DataDir:
 
     @property
     def socket(self) -> Path:
-        return self.root / ".control.sock"
+        return self.root / SOCKET_NAME
 
     @property
     def log(self) -> Path:

@@ -48,7 +48,7 @@ def looop_bin(dd: DataDir) -> str:
         (
             "#!/bin/sh\n"
             f"PYTHONPATH={shlex.quote(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}} "
-            f"exec {shlex.quote(sys.executable)} -m looop \"$@\"\n"
+            f'exec {shlex.quote(sys.executable)} -m looop "$@"\n'
         ).encode(),
         mode=0o700,
     )

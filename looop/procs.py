@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
-import subprocess
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:  # readers use this module's pid checks; only the daemon runs children
+    import selectors
+    import subprocess
 
 LEADER_CHECK = 0.25
 
@@ -24,6 +26,8 @@ def drain(process: subprocess.Popen[bytes], deadline: float | None, sink: Sink) 
     Stops when the leader has exited and the pipes went quiet, because a background grandchild
     may hold them open for ever.
     """
+    import selectors
+
     pipes: list[IO[bytes]] = [p for p in (process.stdout, process.stderr) if p is not None]
     with selectors.DefaultSelector() as selector:
         for pipe in pipes:
@@ -81,6 +85,8 @@ def kill_group(pgid: int, grace: float, leader_gone: Callable[[float], bool]) ->
 
 def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
     """`leader_gone` for a child we started."""
+
+    import subprocess
 
     def gone(timeout: float) -> bool:
         try:

@@ -18,6 +18,7 @@ from looop.mailbox import pending_asks
 from looop.memory import list_goals
 from looop.paths import PULSE_SESSION, DataDir
 from looop.sessions import observed, read_record
+from looop.upstatus import read_status
 
 MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
 
@@ -86,7 +87,7 @@ def world_hash(
 
 
 def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
-    """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ...}`."""
+    """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ..., pulse}`."""
     snapshots = read_snapshots(dd)
     asks, problems = pending_asks(dd)
     oldest_ask: dict[str, str] = {}
@@ -118,4 +119,5 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "notifications": notify.recent(dd),
         "journal_tail": journal.tail(dd, journal_count),
         "problems": problems,
+        "pulse": read_status(dd),
     }

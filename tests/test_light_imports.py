@@ -5,19 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import orjson
 import pytest
 
-from tests.conftest import Looop
+from tests.conftest import Looop, Up
 
 PROBE = """
 import sys
-from looop.cli import main
+from looop.entry import main
 sys.argv = ["looop", *sys.argv[1:]]
 try:
     main()
 except SystemExit:
     pass
-heavy = sorted(m for m in ("pykka", "pexpect", "ptyprocess", "pyte") if m in sys.modules)
+heavy = sorted(m for m in ("pykka", "pexpect", "ptyprocess", "pyte", "click", "orjson") if m in sys.modules)
 print("HEAVY:" + ",".join(heavy), file=sys.stderr)
 """
 
@@ -42,4 +43,52 @@ def test_verbs_stay_light(looop: Looop, argv: list[str]) -> None:
         stdin=subprocess.DEVNULL,
         timeout=30,
     )
-    assert "HEAVY:\n" in done.stderr, done.stderr
+    allowed = {"click", "orjson"}  # the fast path below avoids them; no verb needs the daemon's
+    heavy = set(done.stderr.split("HEAVY:")[1].strip().split(",")) - {""}
+    assert heavy <= allowed, done.stderr
+
+
+@pytest.mark.parametrize("argv", [["_", "state", "--json"], ["_", "state"], ["_", "wait", "--json"]])
+def test_with_up_running_the_hottest_reads_import_neither_click_nor_orjson(
+    looop: Looop, up: Up, argv: list[str]
+) -> None:
+    up.configure()
+    up.start()
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        env=looop.env,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
+    assert done.stderr.endswith("HEAVY:\n"), done.stderr
+    assert done.stdout.startswith("{" if "--json" in argv else "looop  world ")
+
+
+def test_the_daemon_serves_the_same_state_and_wait_as_the_files_give(looop: Looop, up: Up) -> None:
+    up.configure()
+    up.start()
+    up.wait_beats(1)
+    served = orjson.loads(looop.run("_", "state", "--json").stdout)
+    click_path = [
+        sys.executable,
+        "-c",
+        "import sys; from looop.cli import main; main()",
+        "_",
+        "state",
+        "--json",
+    ]
+    done = subprocess.run(
+        click_path, capture_output=True, env=looop.env, stdin=subprocess.DEVNULL, timeout=30
+    )
+    local = orjson.loads(done.stdout)  # gathered in that process, from the files
+    assert served["world_hash"] == local["world_hash"]
+    assert served.keys() == local.keys()
+    first = orjson.loads(looop.run("_", "wait", "--json").stdout)
+    assert (looop.data / ".last-tick-hash").read_text() == first["world_hash"] + "\n"
+    assert looop.run("_", "wait", "--json", "--timeout", "1", code=124).stdout.startswith("{")
+    waiter = looop.popen("_", "wait")
+    looop.run("_", "goal", "write", "fresh", "body")
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0 and "fresh" in out and out.startswith("looop  world "), err

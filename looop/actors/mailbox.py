@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from looop import control
+from looop.actions import state_output
 from looop.errors import LooopError
+from looop.fsio import atomic_write
 from looop.paths import DataDir
 from looop.state import gather
 from looop.supervisor import Link, SupervisedActor, tell_quietly
@@ -39,6 +41,20 @@ class Changed:
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _WorldWaiter:
+    """A `_ wait` blocked until the world hash differs from `since`; `as_json` None means it wants
+    only the hash (and gathers itself), else the printed state in that format."""
+
+    conn: socket.socket
+    since: str
+    as_json: bool | None
+
+
+def _format(request: dict[str, Any]) -> bool:
+    return request.get("format") != "text"
+
+
 class MailboxActor(SupervisedActor):
     """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`."""
 
@@ -55,7 +71,7 @@ class MailboxActor(SupervisedActor):
         self.on_change = on_change
         self._server: socket.socket | None = None
         self._closing = threading.Event()
-        self._world_waiters: list[tuple[socket.socket, str]] = []
+        self._world_waiters: list[_WorldWaiter] = []
         self._answer_waiters: list[tuple[socket.socket, str]] = []
 
     def started(self) -> None:
@@ -69,7 +85,7 @@ class MailboxActor(SupervisedActor):
             self._server.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(control.socket_path(self.dd))
-        for conn, _ in self._world_waiters + self._answer_waiters:
+        for conn in [w.conn for w in self._world_waiters] + [c for c, _ in self._answer_waiters]:
             control.send_quietly(conn, {"ok": False, "error": "looop is going down"})
 
     def handle(self, message: Any) -> Any:
@@ -124,9 +140,13 @@ class MailboxActor(SupervisedActor):
 
     def _incoming(self, conn: socket.socket, request: dict[str, Any]) -> None:
         op = request.get("op")
-        if op == "wait":
-            self._world_waiters.append((conn, str(request.get("since", ""))))
+        if op in ("wait", "wait_print"):
+            # wait_print: reply with the state as `_ wait` prints it (see looop.fastclient)
+            shown = _format(request) if op == "wait_print" else None
+            self._world_waiters.append(_WorldWaiter(conn, str(request.get("since", "")), shown))
             self._check()
+        elif op == "state":
+            threading.Thread(target=self._serve_state, args=(conn, _format(request)), daemon=True).start()
         elif op == "answer":
             self._answer_waiters.append((conn, str(request.get("ask", ""))))
             self._check()
@@ -151,19 +171,31 @@ class MailboxActor(SupervisedActor):
             reply = {"ok": False, "error": f"looop failed: {exc!r}", "code": 1}
         control.send_quietly(conn, reply)
 
+    def _serve_state(self, conn: socket.socket, as_json: bool) -> None:
+        try:
+            output = state_output(gather(self.dd), as_json)
+        except Exception as exc:
+            log.exception("state request failed")
+            control.send_raw(conn, f"error 1 looop failed: {exc!r}\n".encode())
+            return
+        control.send_raw(conn, b"ok\n" + output)
+
     def _check(self) -> None:
         """Reply to every waiter whose condition now holds; forget those who hung up."""
-        self._world_waiters = [(c, s) for c, s in self._world_waiters if not control.is_closed(c)]
+        self._world_waiters = [w for w in self._world_waiters if not control.is_closed(w.conn)]
         self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not control.is_closed(c)]
         if self._world_waiters:
-            world = gather(self.dd)["world_hash"]
-            still: list[tuple[socket.socket, str]] = []
-            for conn, since in self._world_waiters:
-                if since != world:
-                    control.send_quietly(conn, {"ok": True, "world_hash": world})
+            state = gather(self.dd)
+            world = state["world_hash"]
+            due = [w for w in self._world_waiters if w.since != world]
+            self._world_waiters = [w for w in self._world_waiters if w.since == world]
+            if any(w.as_json is not None for w in due):
+                atomic_write(self.dd.last_tick_hash, (world + "\n").encode())
+            for waiter in due:
+                if waiter.as_json is None:
+                    control.send_quietly(waiter.conn, {"ok": True, "world_hash": world})
                 else:
-                    still.append((conn, since))
-            self._world_waiters = still
+                    control.send_raw(waiter.conn, b"ok\n" + state_output(state, waiter.as_json))
         waiting: list[tuple[socket.socket, str]] = []
         for conn, ask_id in self._answer_waiters:
             try:

@@ -1,0 +1,78 @@
+"""The hottest verbs as plain functions, shared by the click commands and the fast entry.
+
+Free of click, so that `looop.entry` can run them without loading it: the root agent calls
+`_ wait` and `_ state` many times a minute and feels every millisecond of start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from looop.paths import DataDir
+
+
+def data_dir() -> DataDir:
+    """The data dir, created and seeded on first use."""
+    from looop.bootstrap import open_data_dir
+
+    return open_data_dir()
+
+
+def out(text: str) -> None:
+    """Print a line (what click.echo does for us, without click)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def json_bytes(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.buffer.write(json_bytes(value))
+    sys.stdout.flush()
+
+
+def state_output(state: dict[str, Any], as_json: bool) -> bytes:
+    """The state as `_ state` prints it: JSON, or the readable summary."""
+    if as_json:
+        return json_bytes(state)
+    from looop.render import render_state
+
+    return render_state(state).encode()
+
+
+def emit_state(state: dict[str, Any], as_json: bool) -> None:
+    sys.stdout.buffer.write(state_output(state, as_json))
+    sys.stdout.flush()
+
+
+def show_state(as_json: bool) -> None:
+    """`_ state`: the state once, with the pulse's status."""
+    from looop.state import gather
+
+    emit_state(gather(data_dir()), as_json)
+
+
+def wait(as_json: bool, timeout: float | None) -> None:
+    """`_ wait`: the state once the world hash moved; `TimedOut` (after printing) when it did not."""
+    from looop.errors import TimedOut
+    from looop.tick import wait_for_change
+
+    state, changed = wait_for_change(data_dir(), timeout)
+    emit_state(state, as_json)
+    if not changed:
+        raise TimedOut(f"no change within {timeout:g}s")
+
+
+def answer(ask_id: str, text: str) -> None:
+    """`_ answer`: resolve a pending ask."""
+    from looop.ids import check_id
+    from looop.mailbox import answer_ask
+
+    check_id(ask_id, "ask id")
+    out(f"answered {ask_id}: {answer_ask(data_dir(), ask_id, text.strip())}")

@@ -1,0 +1,85 @@
+"""The console entry point: the hottest verbs run without importing click; the rest go to it.
+
+Only exact, well-formed invocations take the fast path (`_ state [--json]`, `_ wait [--json]`,
+`_ answer ID TEXT...` without options); anything else, help and errors included, is click's.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing costs a fast verb ~2 ms of start-up: only the checker reads these
+    from collections.abc import Callable
+    from typing import NoReturn
+
+
+def fast_verb(argv: list[str]) -> Callable[[], object] | None:
+    """The action for `argv` when it is a plain call of a hot verb, else None."""
+    match argv:
+        case ["_", "state"] | ["_", "state", "--json"]:
+            return lambda: _state(argv[-1] == "--json")
+        case ["_", "wait"] | ["_", "wait", "--json"]:
+            return lambda: _wait(argv[-1] == "--json")
+        case ["_", "answer", ask_id, *words] if words and not any(
+            w.startswith("-") for w in [ask_id, *words]
+        ):
+            return lambda: _answer(ask_id, " ".join(words))
+    return None
+
+
+def _state(as_json: bool) -> None:
+    from looop.fastclient import served
+
+    if not served("state", as_json):
+        from looop import actions
+
+        actions.show_state(as_json)
+
+
+def _wait(as_json: bool) -> None:
+    from looop.fastclient import served
+
+    if not served("wait_print", as_json):
+        from looop import actions
+
+        actions.wait(as_json, None)
+
+
+def _answer(ask_id: str, text: str) -> None:
+    from looop import actions
+
+    actions.answer(ask_id, text)
+
+
+def guarded(action: Callable[[], object]) -> NoReturn:
+    """Run `action`; the one place that turns errors into one line on stderr and an exit code."""
+    from looop.errors import LooopError
+
+    try:
+        result = action()
+    except LooopError as exc:
+        fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as exc:
+        target = f" {exc.filename}" if exc.filename else ""
+        fail(f"cannot access{target}: {exc.strerror or exc}", 10)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    sys.stderr.write(f"looop: {message}\n")
+    sys.exit(code)
+
+
+def main() -> NoReturn:
+    action = fast_verb(sys.argv[1:])
+    if action is None:
+        from looop.cli import main as click_main
+
+        click_main()
+    guarded(action)

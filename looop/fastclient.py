@@ -1,0 +1,55 @@
+"""The root agent's hottest reads, served by a running `up`: `_ state` and `_ wait` without
+importing looop's modules (or orjson) in the calling process.
+
+The `up` process gathers the state from the files on every request (nothing is cached) and
+replies with a status line, `ok` or `error CODE MESSAGE`, then the output exactly as the verb
+prints it. When no daemon answers, `served` returns False and the caller does the work itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from looop.locate import data_root, socket_file
+
+HEX = frozenset("0123456789abcdef")
+
+
+def served(op: str, as_json: bool) -> bool:
+    """Print the reply to `op` (`state` or `wait_print`) from the daemon; False if there is none.
+
+    Exits with the daemon's code on an error reply."""
+    root = data_root()
+    since = ""
+    if op == "wait_print":
+        try:
+            with open(os.path.join(root, ".last-tick-hash")) as handle:
+                since = handle.read().strip()
+        except OSError:
+            since = ""
+        if not set(since) <= HEX:
+            since = ""  # never splice anything but a hash into the request
+    request = f'{{"op":"{op}","format":"{"json" if as_json else "text"}","since":"{since}"}}\n'
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(socket_file(root))
+        conn.sendall(request.encode())
+        reply = bytearray()
+        while chunk := conn.recv(1 << 16):
+            reply += chunk
+    except OSError:
+        return False
+    finally:
+        conn.close()
+    status, _, output = bytes(reply).partition(b"\n")
+    if status == b"ok":
+        sys.stdout.buffer.write(output)
+        sys.stdout.flush()
+        return True
+    if status.startswith(b"error "):
+        code, _, message = status[6:].decode(errors="replace").partition(" ")
+        sys.stderr.write(f"looop: {message}\n")
+        sys.exit(int(code) if code.isdigit() else 1)
+    return False  # the daemon went away (a down, a crash): the caller takes over
