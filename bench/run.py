@@ -137,10 +137,9 @@ def rss_mib(pid: int) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    start = time.perf_counter()
-    for _ in range(10):
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-    results["python_floor_s"] = (time.perf_counter() - start) / 10
+    results["python_floor_s"] = stats(timed([sys.executable, "-c", "pass"], args.rounds))["median"]
+    results.update(verb_latencies(args.rounds))
+    results["ask_throughput"] = ask_throughput(20, 25)
 
     with bench_dir() as bench:
         bench.config()
@@ -167,6 +166,91 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         results[f"fleet_{size}"] = idle_fleet(size, args.idle_seconds)
     results["idle_seconds"] = args.idle_seconds
     return results
+
+
+def timed(argv: list[str], rounds: int, env: dict[str, str] | None = None) -> list[float]:
+    """Wall time of `rounds` runs of `argv`, one after another."""
+    samples = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        samples.append(time.perf_counter() - began)
+    return samples
+
+
+def build_binary(into: Path) -> Path | None:
+    """dist/looop built by packaging/binary.sh into `into`; None when PyInstaller is missing."""
+    if subprocess.run([sys.executable, "-c", "import PyInstaller"], capture_output=True).returncode != 0:
+        return None
+    script = Path(__file__).resolve().parent.parent / "packaging" / "binary.sh"
+    env = {**os.environ, "DIST": str(into), "PYTHON": sys.executable}
+    subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True)
+    return into / "looop"
+
+
+def verb_latencies(rounds: int) -> dict[str, Any]:
+    """`_ state --json` and `_ goal write` on a data dir with 100 goals, 50 sessions and 20 sensors,
+    as the console script and as the binary, with and without `up`."""
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="looop-bin-") as scratch, bench_dir() as bench:
+        bench.config()
+        for i in range(100):
+            (bench.data / "goals" / f"goal-{i:03d}.md").write_text(f"goal {i}\n")
+        for i in range(50):
+            session = bench.data / "sessions" / f"w{i:02d}"
+            session.mkdir()
+            record = {"v": 1, "id": f"w{i:02d}", "state": "exited", "alive": False, "ended": time.time()}
+            (session / "state.json").write_bytes(orjson.dumps(record))
+        for i in range(20):
+            bench.run("_", "sensor", "write", f"s{i:02d}", f"#!/bin/sh\necho reading {i}\n")
+        commands = {"console script": [LOOOP]}
+        binary = build_binary(Path(scratch))
+        if binary is not None:
+            commands["binary"] = [str(binary)]
+        for name, command in commands.items():
+            figures[f"state_{name}"] = stats(timed([*command, "_", "state", "--json"], rounds, bench.env))
+            figures[f"goal_{name}"] = stats(
+                timed([*command, "_", "goal", "write", "g", "x"], rounds, bench.env)
+            )
+        with daemon(bench):
+            bench.wait_until(lambda: bench.pulse().get("beats", 0) >= 1)
+            for name, command in commands.items():
+                figures[f"state_up_{name}"] = stats(
+                    timed([*command, "_", "state", "--json"], rounds, bench.env)
+                )
+    return figures
+
+
+ASKER = """
+import subprocess, sys
+session, count, looop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for k in range(count):
+    subprocess.run([looop, "_", "ask", session, "--prompt", f"q{k}"], check=True, capture_output=True)
+"""
+
+
+def ask_throughput(processes: int, asks: int) -> dict[str, float]:
+    """`processes` workers each asking `asks` questions in turn while a root-agent loop answers
+    every ask it sees; asks answered per second, end to end."""
+    with bench_dir() as bench:
+        bench.config()
+        with daemon(bench):
+            began = time.perf_counter()
+            askers = [
+                subprocess.Popen([sys.executable, "-c", ASKER, f"p{i}", str(asks), LOOOP], env=bench.env)
+                for i in range(processes)
+            ]
+            answered: set[str] = set()
+            while len(answered) < processes * asks:
+                state = orjson.loads(bench.run("_", "wait", "--json"))
+                for ask in state["asks"]:
+                    if ask["id"] not in answered:
+                        bench.run("_", "answer", ask["id"], "ok")
+                        answered.add(ask["id"])
+            for asker in askers:
+                asker.wait(timeout=120)
+            seconds = time.perf_counter() - began
+    return {"asks": processes * asks, "seconds": seconds, "per_second": processes * asks / seconds}
 
 
 def idle_fleet(size: int, idle_seconds: float) -> dict[str, float]:
@@ -201,7 +285,25 @@ def idle_fleet(size: int, idle_seconds: float) -> dict[str, float]:
 
 def table(results: dict[str, Any]) -> str:
     ms = 1000
-    rows = [("python3 -c pass (floor)", f"{results['python_floor_s'] * ms:.0f} ms", "", "reference")]
+    rows = [("python -c pass (floor)", f"{results['python_floor_s'] * ms:.1f} ms", "", "reference")]
+    floor = results["python_floor_s"]
+    for kind in ("console script", "binary"):
+        for key, label in (
+            (f"state_up_{kind}", f"_ state --json, up ({kind})"),
+            (f"state_{kind}", f"_ state --json, no up ({kind})"),
+            (f"goal_{kind}", f"_ goal write ({kind})"),
+        ):
+            if key in results:
+                figure = results[key]
+                ratio = figure["median"] / floor
+                rows.append(
+                    (
+                        label,
+                        f"{figure['median'] * ms:.1f} ms",
+                        f"{figure['p95'] * ms:.1f} ms",
+                        f"{ratio:.1f}x floor",
+                    )
+                )
 
     def latency(label: str, key: str, goal: str) -> None:
         figure = results[key]
@@ -234,6 +336,15 @@ def table(results: dict[str, Any]) -> str:
                     "< 10 s" if size == 50 else "",
                 )
             )
+    throughput = results["ask_throughput"]
+    rows.append(
+        (
+            f"{throughput['asks']} asks from 20 processes, answered",
+            f"{throughput['per_second']:.1f}/s",
+            "",
+            f"{throughput['seconds']:.1f} s in all",
+        )
+    )
     width = max(len(r[0]) for r in rows)
     lines = [f"{'figure':<{width}}  {'median':>10}  {'p95':>10}  goal", "-" * (width + 36)]
     lines += [f"{a:<{width}}  {b:>10}  {c:>10}  {d}" for a, b, c, d in rows]

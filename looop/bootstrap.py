@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 from looop.config import seed_config
@@ -16,6 +17,9 @@ SEED_FILES = ("PLAYBOOK.md", "goals/setup.md", "goals/playbook-daily.md", "senso
 
 def seed_bytes(name: str) -> bytes:
     """The embedded content of one seed file (works from a wheel and from a single binary)."""
+    unpacked = getattr(sys, "_MEIPASS", None)
+    if unpacked:  # the single binary carries them as data files (see packaging/binary.sh)
+        return (Path(unpacked) / "looop" / "seeds" / name).read_bytes()
     from importlib import resources  # only a fresh data dir needs it
 
     node = resources.files("looop.seeds")

@@ -9,7 +9,7 @@ import click
 
 from looop import __version__, actions
 from looop.actions import data_dir
-from looop.errors import InvalidInput, LooopError
+from looop.errors import CodedError, InvalidInput
 
 if TYPE_CHECKING:  # keep start-up free of the data-dir modules
     from looop.paths import DataDir
@@ -417,18 +417,10 @@ def main() -> NoReturn:
             return cli.main(prog_name="looop", standalone_mode=False)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "looop"
-            raise UsageError(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+            raise CodedError(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
         except click.ClickException as exc:
-            raise UsageError(exc.format_message(), exc.exit_code) from None
+            raise CodedError(exc.format_message(), exc.exit_code) from None
         except click.Abort:
             raise KeyboardInterrupt from None
 
     guarded(invoke)
-
-
-class UsageError(LooopError):
-    """click refused the command line."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code

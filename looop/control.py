@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from looop.errors import LooopError, NotRunning
+from looop.errors import CodedError, NotRunning
 from looop.locate import socket_file
 from looop.paths import DataDir
 from looop.watch import wait_until
@@ -70,23 +70,15 @@ def request(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict
         conn.close()
 
 
-class RemoteError(LooopError):
-    """The `up` process refused a request; it carries the exit code the daemon chose."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def call(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
     """A request that needs the `up` process: its reply, `NotRunning` when it is not up, or the
-    daemon's own error as a `RemoteError`."""
+    daemon's own error with its exit code."""
     reply = request(dd, message, timeout)
     if reply is None:
         raise NotRunning("looop is not up (start it with `looop up`)")
     if not reply.get("ok"):
         code = reply.get("code")
-        raise RemoteError(str(reply.get("error", "the request failed")), code if isinstance(code, int) else 1)
+        raise CodedError(str(reply.get("error", "the request failed")), code if isinstance(code, int) else 1)
     return reply
 
 

@@ -24,6 +24,7 @@ from looop.errors import Conflict, LooopError, NotRunning
 from looop.fleet import Fleet
 from looop.fsio import private_lock
 from looop.paths import DataDir
+from looop.procenv import child_env
 from looop.procs import is_running
 from looop.recovery import recover
 from looop.supervisor import ChildSpec, Intensity, Link, Supervisor, children_of, tell_quietly
@@ -209,7 +210,7 @@ def start_detached(dd: DataDir) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=(write_end,),
-            env={**os.environ, "LOOOP_READY_FD": str(write_end), "LOOOP_DATA_DIR": str(dd.root)},
+            env=child_env({"LOOOP_READY_FD": str(write_end), "LOOOP_DATA_DIR": str(dd.root)}),
             cwd=dd.root,
         )
     os.close(write_end)

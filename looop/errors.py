@@ -13,6 +13,15 @@ class LooopError(Exception):
         self.message = message
 
 
+class CodedError(LooopError):
+    """An error whose exit code was decided elsewhere: by click (usage errors) or by the `up`
+    process (its reply to a request)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class InvalidInput(LooopError):
     """A malformed argument: a bad id, an empty body, an answer outside the options."""
 

@@ -16,7 +16,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This environment, minus what a single-binary build leaks into children, plus `extra`.
 
     A PyInstaller binary points `LD_LIBRARY_PATH` into its unpack folder; children must get the
-    user's original value back, or system programs load the wrong libraries.
+    user's original value back, or system programs load the wrong libraries. Its `_PYI_*`
+    variables would make a child that runs the binary again (a worker's `$LOOOP_BIN`, the `up`
+    process itself) reuse this process's unpack folder, which is deleted when this process ends.
     """
     env = dict(os.environ)
     if getattr(sys, "frozen", False):
@@ -25,6 +27,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             env.pop("LD_LIBRARY_PATH", None)
         else:
             env["LD_LIBRARY_PATH"] = original
+        for private in [k for k in env if k.startswith("_PYI_") or k == "_MEIPASS2"]:
+            del env[private]
+        env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
     if extra:
         env.update(extra)
     return env
