@@ -257,7 +257,7 @@ def idle_fleet(size: int, idle_seconds: float) -> dict[str, float]:
     """Start `size` fake workers at once (timed until all are alive), let them go idle, then
     measure the `up` process's CPU over `idle_seconds` and its memory."""
     with bench_dir() as bench:
-        bench.config(interactive=[sys.executable, str(FAKE_AGENT)], idle_after="2s")
+        bench.config(interactive=[sys.executable, str(FAKE_AGENT)], idle_after="2s", max_workers=max(size, 1))
         with daemon(bench) as pid:
             bench.wait_until(lambda: bench.pulse().get("beats", 0) >= 1)
             began = time.perf_counter()

@@ -6,6 +6,7 @@ Free of click, so that `looop.entry` can run them without loading it: the root a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,21 @@ def data_dir() -> DataDir:
     """The data dir, created and seeded on first use."""
     from looop.bootstrap import open_data_dir
 
-    return open_data_dir()
+    dd = open_data_dir()
+    note_worker_verb(dd)
+    return dd
+
+
+def note_worker_verb(dd: DataDir) -> None:
+    """A worker calling a verb is alive and well: touch its `.last-verb` (stall detection)."""
+    import os
+
+    from looop.ids import is_valid_id
+
+    session = os.environ.get("LOOOP_SESSION_ID")
+    if session and is_valid_id(session) and dd.session(session).is_dir():
+        with contextlib.suppress(OSError):
+            dd.last_verb(session).touch(mode=0o600, exist_ok=True)
 
 
 def out(text: str) -> None:

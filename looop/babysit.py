@@ -29,6 +29,7 @@ ROWS, COLS = 50, 200
 CHUNK = 65536
 TICK = 0.2
 IDLE_TICK = 1.0  # output and hang-ups wake poll() at once; the tick only times quiet and renders
+CHECK_EVERY = 2.0  # how often `pump` calls its `on_tick` (stall checks)
 SCREEN_EVERY = 0.5
 SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
 TRANSCRIPT_CAP = 4 * 1024 * 1024
@@ -195,16 +196,18 @@ class PtySession:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
 
-    def pump(self, on_activity: ActivitySink) -> Exit:
+    def pump(self, on_activity: ActivitySink, on_tick: Callable[[], None] | None = None) -> Exit:
         """Drain the pty until the agent's leader has exited; return how it ended.
 
         Runs in the one thread that owns the pty. Output after the leader's exit that its
-        children still print is drained as long as they keep printing.
+        children still print is drained as long as they keep printing. `on_tick` is called
+        every `CHECK_EVERY` seconds.
         """
         child = self.child
         assert child is not None, "spawn() first"
         active = False
         quiet_since = time.monotonic()
+        next_check = quiet_since + CHECK_EVERY
         while True:
             try:
                 data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
@@ -222,6 +225,9 @@ class PtySession:
                     on_activity(True, self.last_output)
                 quiet_since = now
             self.screen.render(now)
+            if on_tick is not None and now >= next_check:
+                next_check = now + CHECK_EVERY
+                on_tick()
             if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
                 active = False
                 on_activity(False, self.last_output or time.time())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from looop import journal
@@ -18,9 +19,18 @@ class Claim:
     resource: str
     holder: str
     since: float
+    expires: float | None = None
 
     def public(self) -> dict[str, Any]:
-        return {"resource": self.resource, "holder": self.holder, "since": journal.timestamp(self.since)}
+        return {
+            "resource": self.resource,
+            "holder": self.holder,
+            "since": journal.timestamp(self.since),
+            "expires": None if self.expires is None else journal.timestamp(self.expires),
+        }
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
 
 
 def _read(dd: DataDir, resource: str) -> Claim | None:
@@ -30,27 +40,76 @@ def _read(dd: DataDir, resource: str) -> Claim | None:
     except FileNotFoundError:
         return None
     try:
-        return Claim(resource, str(raw["holder"]), float(raw.get("since", 0)))
+        expires = raw.get("expires")
+        return Claim(
+            resource,
+            str(raw["holder"]),
+            float(raw.get("since", 0)),
+            None if expires is None else float(expires),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptFile(str(path), f"not a valid claim ({exc})") from None
 
 
-def claim(dd: DataDir, session: str, resource: str) -> bool:
-    """Lease `resource` to `session`: False if it already held it, `ClaimHeld` if another does."""
+def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) -> bool:
+    """Lease `resource` to `session` (for `ttl` seconds, else until released): False if it held
+    it already (a `ttl` renews it), `ClaimHeld` if another session holds an unexpired lease."""
     check_id(session, "session id")
     check_id(resource, "resource")
+    now = time.time()
+    expires = None if ttl is None else now + ttl
     with StoreLock.for_path(dd.store_lock).held():
         try:
             current = _read(dd, resource)
         except CorruptFile:
             current = None  # an unreadable lease protects nothing; take it over
+        if current is not None and current.expired(now):
+            journal.record(dd, "unclaim", resource, f"expired lease of {current.holder}", who="looop")
+            current = None
         if current is not None:
             if current.holder != session:
                 raise ClaimHeld(resource, current.holder)
+            if ttl is not None:
+                write_json(dd.claim(resource), {**asdict(current), "expires": expires})
             return False
-        write_json(dd.claim(resource), {"resource": resource, "holder": session, "since": time.time()})
-        journal.record(dd, "claim", resource, "claimed", who=session)
+        write_json(
+            dd.claim(resource), {"resource": resource, "holder": session, "since": now, "expires": expires}
+        )
+        journal.record(dd, "claim", resource, "claimed" + (f" for {ttl:g}s" if ttl else ""), who=session)
     return True
+
+
+def claim_when_free(
+    dd: DataDir, session: str, resource: str, ttl: float | None, timeout: float | None
+) -> bool:
+    """`claim`, waiting while another session holds the lease: woken by every change in claims/
+    and by the lease's expiry. `ClaimHeld` after `timeout`."""
+    from looop.watch import wait_until
+
+    def attempt() -> bool | None:
+        try:
+            return claim(dd, session, resource, ttl)
+        except ClaimHeld:
+            return None
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        held = _read_quietly(dd, resource)
+        wake = None if held is None or held.expires is None else max(0.0, held.expires - time.time()) + 0.01
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        limit = wake if remaining is None else remaining if wake is None else min(wake, remaining)
+        result = wait_until(lambda: [dd.claims], attempt, limit)
+        if result is not None:
+            return result
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ClaimHeld(resource, held.holder if held else "another session")
+
+
+def _read_quietly(dd: DataDir, resource: str) -> Claim | None:
+    try:
+        return _read(dd, resource)
+    except CorruptFile:
+        return None
 
 
 def unclaim(dd: DataDir, session: str, resource: str) -> bool:
@@ -91,6 +150,27 @@ def all_claims(dd: DataDir) -> tuple[list[Claim], list[str]]:
         if item is not None:
             found.append(item)
     return found, problems
+
+
+def release_stale(dd: DataDir, holder_alive: Callable[[str], bool | None]) -> list[str]:
+    """Release leases that expired, or whose holder is known and no longer alive
+    (`holder_alive` returns None for a holder it does not know: such a lease stays)."""
+    released: list[str] = []
+    now = time.time()
+    with StoreLock.for_path(dd.store_lock).held():
+        for item in all_claims(dd)[0]:
+            if item.expired(now):
+                why = "its lease expired"
+            elif holder_alive(item.holder) is False:
+                why = f"{item.holder} is no longer alive"
+            else:
+                continue
+            _remove(dd, item.resource)
+            journal.record(
+                dd, "unclaim", item.resource, f"released from {item.holder}", reason=why, who="looop"
+            )
+            released.append(item.resource)
+    return released
 
 
 def release_claims_of(dd: DataDir, session: str, why: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -253,13 +254,26 @@ def run_command(cmd: tuple[str, ...], reason: str, timeout: float | None) -> int
 @click.option("--prompt", help="The question (else stdin).")
 @click.option("--ref", "reference", help="A path or URL the answerer should look at.")
 @click.option("--options", help="Allowed answers, comma-separated: a,b,c.")
-@click.option("--timeout", callback=parse_seconds, metavar="S", help="Stop waiting after S: exit 124.")
+@click.option(
+    "--timeout", callback=parse_seconds, metavar="S", help="The ask's deadline: then --default, or escalate."
+)
+@click.option(
+    "--default", "default", metavar="A", help="The answer it takes when nobody answers by --timeout."
+)
 def ask_command(
-    session: str, prompt: str | None, reference: str | None, options: str | None, timeout: float | None
+    session: str,
+    prompt: str | None,
+    reference: str | None,
+    options: str | None,
+    timeout: float | None,
+    default: str | None,
 ) -> None:
     """(worker) Ask the root agent and block until answered; print the answer.
 
-    Exits 8 when the ask is cancelled. Running the same ask again re-attaches to it.
+    With --timeout S the ask has a deadline: unanswered by then it resolves to --default, or,
+    without one, it is escalated to the human (urgent in the state, a notification) and this
+    exits 124 (run the same ask again to keep waiting). Exits 8 when the ask is cancelled.
+    Running the same ask again re-attaches to it, with its first deadline.
     """
     from looop.ids import check_id
     from looop.mailbox import await_answer, open_ask, parse_options
@@ -268,22 +282,37 @@ def ask_command(
     choices = parse_options(options)
     question = read_body(prompt, "prompt").strip()
     dd = data_dir()
-    ask = open_ask(dd, session, question, reference, choices)
+    ask = open_ask(dd, session, question, reference, choices, timeout, default)
     click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
-    click.echo(await_answer(dd, ask.id, timeout))
+    remaining = None if ask.deadline is None else max(0.0, ask.deadline - time.time())
+    click.echo(await_answer(dd, ask.id, remaining))
 
 
 @verbs.command("claim", context_settings=CONTEXT)
 @click.argument("session")
 @click.argument("resource")
-def claim_command(session: str, resource: str) -> None:
-    """(worker) Lease RESOURCE for SESSION; exit 6 naming the holder if another session has it."""
-    from looop.claims import claim
+@click.option("--ttl", callback=parse_seconds, metavar="S", help="The lease expires after S unless renewed.")
+@click.option("--wait", "wait_free", is_flag=True, help="Block until the resource is free, then claim it.")
+@click.option("--timeout", callback=parse_seconds, metavar="S", help="With --wait: give up after S (exit 6).")
+def claim_command(
+    session: str, resource: str, ttl: float | None, wait_free: bool, timeout: float | None
+) -> None:
+    """(worker) Lease RESOURCE for SESSION; exit 6 naming the holder if another session has it.
+
+    Claiming again renews a --ttl lease. Leases of ended workers, and expired ones, are released
+    by the pulse.
+    """
+    from looop.claims import claim, claim_when_free
     from looop.ids import check_id
 
     check_id(session, "session id")
     check_id(resource, "resource")
-    taken = claim(data_dir(), session, resource)
+    if ttl == 0:
+        raise InvalidInput("--ttl must be more than 0 seconds")
+    if wait_free:
+        taken = claim_when_free(data_dir(), session, resource, ttl, timeout)
+    else:
+        taken = claim(data_dir(), session, resource, ttl)
     click.echo(f"{resource}: {'claimed' if taken else 'already held'} by {session}")
 
 
@@ -330,12 +359,16 @@ def worker_group() -> None:
     metavar="REPO",
     help="Work in a new git worktree of REPO on branch looop/ID (under box if installed).",
 )
-def worker_start(worker_id: str, prompt: tuple[str, ...], cwd: str | None, worktree: str | None) -> None:
+@click.option("--queue", is_flag=True, help="When `max_workers` run, wait for a slot instead of failing.")
+def worker_start(
+    worker_id: str, prompt: tuple[str, ...], cwd: str | None, worktree: str | None, queue: bool
+) -> None:
     """Start worker ID on PROMPT (or stdin): the config's `interactive` agent in a pty.
 
     The agent is told the worker contract, then PROMPT (all of it is saved in prompts/ID.md).
-    Exit 7 when looop is not up; exit 5 when ID is a live worker. An ended worker's ID may be
-    reused: its old transcript is kept as transcript.log.1.
+    Exit 7 when looop is not up; exit 5 when ID is a live worker, when `max_workers` run
+    (unless --queue) or when the fleet's budget is spent. An ended worker's ID may be reused:
+    its old transcript is kept as transcript.log.1.
     """
     import os
 
@@ -349,8 +382,15 @@ def worker_start(worker_id: str, prompt: tuple[str, ...], cwd: str | None, workt
     # the up process resolves paths in its own directory: send them absolute
     cwd = None if cwd is None else os.path.abspath(os.path.expanduser(cwd))
     worktree = None if worktree is None else os.path.abspath(os.path.expanduser(worktree))
-    request = {"op": "worker_start", "id": worker_id, "prompt": task, "cwd": cwd, "worktree": worktree}
-    reply = call(data_dir(), request, timeout=180)
+    request = {
+        "op": "worker_start",
+        "id": worker_id,
+        "prompt": task,
+        "cwd": cwd,
+        "worktree": worktree,
+        "queue": queue,
+    }
+    reply = call(data_dir(), request, timeout=None if queue else 180)
     click.echo(f"worker {worker_id} started (pid {reply['pid']}) in {reply['cwd']}")
 
 

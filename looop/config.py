@@ -63,6 +63,32 @@ def _optional_argv(value: object) -> list[str] | None:
     return None if value is None else _argv(value)
 
 
+def _optional_command(value: object) -> str | list[str] | None:
+    return None if value is None else _command(value)
+
+
+def _budget(value: object) -> dict[str, dict[str, float]]:
+    """`{"worker": {"usd": 2}, "fleet": {"usd": 20, "tokens": 5e6}}`: limits per unit."""
+    if not isinstance(value, dict) or not set(value) <= {"worker", "fleet"}:
+        raise ValueError('expected {"worker": {UNIT: LIMIT}, "fleet": {UNIT: LIMIT}}')
+    limits: dict[str, dict[str, float]] = {}
+    for scope, per_unit in value.items():
+        if not isinstance(per_unit, dict) or not set(per_unit) <= {"usd", "tokens"}:
+            raise ValueError(f"{scope}: expected limits by unit (usd, tokens)")
+        for unit, limit in per_unit.items():
+            if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+                raise ValueError(f"{scope}.{unit}: expected a number > 0")
+        limits[scope] = {unit: float(limit) for unit, limit in per_unit.items()}
+    return limits
+
+
+def _positive_count(value: object) -> int:
+    count = _count(value)
+    if count == 0:
+        raise ValueError("expected a whole number >= 1")
+    return count
+
+
 def _command(value: object) -> str | list[str]:
     argv = _argv(value)
     return value if isinstance(value, str) else argv
@@ -82,6 +108,10 @@ class Config:
     restart_period: float = 60.0
     idle_after: float = 30.0
     kill_grace: float = 5.0
+    stall_after: float = 15 * 60.0
+    max_workers: int = 10
+    budget: dict[str, dict[str, float]] | None = None
+    resume: str | list[str] | None = None
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -99,6 +129,10 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "restart_period": _positive_duration,
     "idle_after": _positive_duration,
     "kill_grace": _positive_duration,
+    "stall_after": _positive_duration,
+    "max_workers": _positive_count,
+    "budget": _budget,
+    "resume": _optional_command,
 }
 
 

@@ -42,6 +42,18 @@ def report_cost(dd: DataDir, session: str, amount: float, unit: str, note: str |
     return totals
 
 
+def spend_by_session(dd: DataDir) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Spend per session and in total, per unit."""
+    from looop.sessions import session_ids
+
+    by_session = {s: t for s in session_ids(dd) if (t := cost_totals(dd, s))}
+    total: dict[str, float] = {}
+    for totals in by_session.values():
+        for unit, amount in totals.items():
+            total[unit] = total.get(unit, 0.0) + amount
+    return by_session, total
+
+
 def cost_totals(dd: DataDir, session: str) -> dict[str, float]:
     """Spend per unit so far; unreadable lines are skipped."""
     totals: dict[str, float] = {}

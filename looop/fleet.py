@@ -10,19 +10,21 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import pykka
 
-from looop import journal
+from looop import budget, journal
 from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
 from looop.claims import all_claims
 from looop.config import Config, load_config
 from looop.contract import agent_argv, command_argv, worker_prompt
+from looop.costs import spend_by_session
 from looop.errors import Conflict, LooopError, NotFound
 from looop.fsio import atomic_write, ensure_dir
 from looop.ids import check_id
 from looop.mailbox import pending_asks
+from looop.notify import notify
 from looop.paths import DataDir
 from looop.procenv import worker_env
 from looop.sandbox import prepare
@@ -30,6 +32,7 @@ from looop.sessions import live_record, read_record
 from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
 
 SPAWN_TIMEOUT = 30.0
+QUEUE_POLL = 0.25
 ENDED_SLACK = 10.0
 
 
@@ -54,15 +57,16 @@ class Fleet:
         session = check_id(str(request.get("id", "")), "worker id")
         task = str(request.get("prompt", ""))
         config = load_config(self.dd.config)
-        with self._lock:  # held briefly: the mailbox's refresh takes it too
-            previous = self._sessions.get(session)
-            if session in self._starting or (previous is not None and not previous[1].ended.is_set()):
-                raise Conflict(
-                    f"worker {session} is already running (pid {previous[1].pid if previous else '?'})"
+        if (spent := budget.fleet_spent(config.budget, spend_by_session(self.dd)[1])) is not None:
+            raise Conflict(f"not started: {spent.describe()}; raise `budget` in the config to go on")
+        queued = False
+        while (previous := self._reserve(session, config.max_workers, bool(request.get("queue")))) is False:
+            if not queued:
+                queued = True
+                journal.record(
+                    self.dd, "worker start", session, f"queued: {config.max_workers} workers run", who="looop"
                 )
-            if (record := live_record(self.dd, session)) is not None:
-                raise Conflict(f"worker {session} is already running (pid {record.get('pid')})")
-            self._starting.add(session)
+            time.sleep(QUEUE_POLL)
         try:
             if previous is not None:
                 previous[0].actor_stopped.wait(ENDED_SLACK)  # the ended actor is still on its way out
@@ -82,6 +86,29 @@ class Fleet:
         if handle.error:
             raise LooopError(handle.error)
         return {"ok": True, "id": session, "pid": handle.pid, "cwd": str(spec.cwd)}
+
+    def _reserve(
+        self, session: str, cap: int, queue: bool
+    ) -> tuple[pykka.ActorRef[Any], SessionHandle] | Literal[False] | None:
+        """Count `session` in as starting, in one step with the checks: `Conflict` if it runs or
+        starts already, or if `cap` workers run without --queue; False to wait for a slot.
+        Returns its previous, ended session (None if none)."""
+        with self._lock:  # held briefly: the mailbox's refresh takes it too
+            previous = self._sessions.get(session)
+            if session in self._starting or (previous is not None and not previous[1].ended.is_set()):
+                pid = previous[1].pid if previous else "?"
+                raise Conflict(f"worker {session} is already running (pid {pid})")
+            if (record := live_record(self.dd, session)) is not None:
+                raise Conflict(f"worker {session} is already running (pid {record.get('pid')})")
+            running = sum(not h.ended.is_set() for _, h in self._sessions.values()) + len(self._starting)
+            if running < cap:
+                self._starting.add(session)
+                return previous
+        if not queue:
+            raise Conflict(
+                f"{running} workers run, as many as `max_workers` allows: end one, raise it, or use --queue"
+            )
+        return False
 
     def _prepare(self, session: str, task: str, config: Config, request: dict[str, Any]) -> SessionSpec:
         """Everything that can fail on bad input happens here, before any actor exists."""
@@ -113,6 +140,7 @@ class Fleet:
             sandbox.public(),
             config.idle_after,
             config.kill_grace,
+            config.stall_after,
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +179,26 @@ class Fleet:
             held.setdefault(claim.holder, []).append(claim.resource)
         for session, ref in live:
             tell_quietly(ref, Refresh(oldest.get(session), tuple(held.get(session, ()))))
+        self._enforce_budget(dict(live))
+
+    def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]]) -> None:
+        """Notify each new 80 %/100 % crossing once; stop a live worker past its own budget."""
+        try:
+            limits = load_config(self.dd.config).budget
+        except LooopError:
+            return  # a broken config is reported in the state; keep the last behaviour
+        if not limits:
+            return
+        found = budget.crossings(limits, *spend_by_session(self.dd))
+        for crossing in budget.new_notices(self.dd, found):
+            consequence = ""
+            if crossing.level == 100:
+                consequence = "; new workers are refused" if crossing.scope == "fleet" else "; it is stopped"
+            journal.record(self.dd, "budget", crossing.scope, crossing.describe() + consequence, who="looop")
+            notify(self.dd, crossing.describe() + consequence, who="looop")
+        for crossing in found:
+            if crossing.level == 100 and crossing.scope in live:
+                tell_quietly(live[crossing.scope], Terminate(f"over budget: {crossing.describe()}", "looop"))
 
     def terminate_all(self, reason: str, grace: float) -> list[str]:
         """SIGTERM every live worker at once and wait for them (SIGKILL after `grace`)."""

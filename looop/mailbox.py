@@ -29,6 +29,9 @@ class Ask:
     reference: str | None
     options: list[str] | None
     created: float
+    deadline: float | None = None  # when it resolves to `default`, or is escalated
+    default: str | None = None
+    urgent: bool = False  # escalated to the human: its deadline passed without a default
 
     def public(self) -> dict[str, Any]:
         """The fields the root agent sees in the state."""
@@ -39,6 +42,9 @@ class Ask:
             "reference": self.reference,
             "options": self.options,
             "created": journal.timestamp(self.created),
+            "deadline": None if self.deadline is None else journal.timestamp(self.deadline),
+            "default": self.default,
+            "urgent": self.urgent,
         }
 
     @classmethod
@@ -53,6 +59,9 @@ class Ask:
                 reference=None if raw.get("reference") is None else str(raw["reference"]),
                 options=None if options is None else [str(o) for o in options],
                 created=float(raw.get("created", 0)),
+                deadline=None if raw.get("deadline") is None else float(raw["deadline"]),
+                default=None if raw.get("default") is None else str(raw["default"]),
+                urgent=bool(raw.get("urgent", False)),
             )
         except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise CorruptFile(str(path), f"not a valid ask ({exc})") from None
@@ -119,14 +128,26 @@ def pending_asks(dd: DataDir) -> tuple[list[Ask], list[str]]:
     return pending, problems
 
 
-def open_ask(dd: DataDir, session: str, prompt: str, reference: str | None, options: list[str] | None) -> Ask:
+def open_ask(
+    dd: DataDir,
+    session: str,
+    prompt: str,
+    reference: str | None,
+    options: list[str] | None,
+    timeout: float | None = None,
+    default: str | None = None,
+) -> Ask:
     """File a new ask, or re-attach to this session's identical one that is not yet delivered.
 
-    Re-attaching lets a worker whose tool killed a long `_ ask` simply run it again.
+    Re-attaching lets a worker whose tool killed a long `_ ask` simply run it again (the ask keeps
+    its first deadline). `timeout` sets the deadline, when the ask resolves to `default`, or is
+    escalated to the human without one.
     """
     check_id(session, "session id")
     if not prompt.strip():
         raise InvalidInput("the ask's --prompt is empty")
+    if default is not None and options is not None:
+        default = _canonical(options, default, "--default")
     with _store_lock(dd).held():
         for item in iter_asks(dd):
             if isinstance(item, CorruptFile) or item.worker != session:
@@ -136,7 +157,9 @@ def open_ask(dd: DataDir, session: str, prompt: str, reference: str | None, opti
             answer = _read_answer(dd, item.id)
             if answer is None or not (answer.get("delivered_at") or answer.get("cancelled")):
                 return item
-        ask = Ask(_next_ask_id(dd, session), session, prompt, reference, options, time.time())
+        now = time.time()
+        deadline = None if timeout is None else now + timeout
+        ask = Ask(_next_ask_id(dd, session), session, prompt, reference, options, now, deadline, default)
         write_json(dd.ask(ask.id), asdict(ask))
         shown = f"{prompt}" + (f" [{', '.join(options)}]" if options else "")
         journal.record(dd, "ask", ask.id, shown, who=session)
@@ -161,16 +184,71 @@ def answer_ask(dd: DataDir, ask_id: str, text: str) -> str:
             what = "cancelled" if existing.get("cancelled") else "answered"
             raise Conflict(f"ask {ask_id} is already {what}")
         if ask.options is not None:
-            matches = [o for o in ask.options if o.lower() == text.strip().lower()]
-            if not matches:
-                raise InvalidInput(f"ask {ask_id} takes one of: {', '.join(ask.options)}")
-            text = matches[0]
+            text = _canonical(ask.options, text, f"ask {ask_id}")
         write_json(
             dd.answer(ask_id),
             {"id": ask_id, "answer": text, "answered_at": time.time(), "by": journal.actor()},
         )
         journal.record(dd, "answer", ask_id, text)
     return text
+
+
+def _canonical(options: list[str], text: str, what: str) -> str:
+    """The option `text` names, in its own spelling; `InvalidInput` if it names none."""
+    matches = [o for o in options if o.lower() == text.strip().lower()]
+    if not matches:
+        raise InvalidInput(f"{what} takes one of: {', '.join(options)}")
+    return matches[0]
+
+
+def settle(dd: DataDir, ask_id: str) -> str | None:
+    """An ask whose deadline passed: answer it with its default (returned), or escalate it to the
+    human (urgent in the state, a notification) and return None. Idempotent."""
+    with _store_lock(dd).held():
+        try:
+            ask = Ask.from_file(dd.ask(ask_id))
+            if _read_answer(dd, ask_id) is not None:
+                return None
+        except (FileNotFoundError, CorruptFile):
+            return None
+        if ask.default is not None:
+            write_json(
+                dd.answer(ask_id),
+                {
+                    "id": ask_id,
+                    "answer": ask.default,
+                    "answered_at": time.time(),
+                    "by": "deadline",
+                    "defaulted": True,
+                },
+            )
+            journal.record(
+                dd, "answer", ask_id, f"{ask.default} (its default: no answer by its deadline)", who="looop"
+            )
+            return ask.default
+        if ask.urgent:
+            return None
+        write_json(dd.ask(ask_id), {**asdict(ask), "urgent": True, "escalated_at": time.time()})
+        journal.record(dd, "ask escalated", ask_id, "no answer by its deadline and no default", who="looop")
+    from looop.notify import notify
+
+    notify(
+        dd,
+        f"ask {ask_id} from {ask.worker} needs a decision (its deadline passed): {ask.prompt}",
+        who="looop",
+    )
+    return None
+
+
+def settle_overdue(dd: DataDir) -> list[str]:
+    """`settle` every pending ask past its deadline; return their ids."""
+    now = time.time()
+    overdue = [
+        a.id for a in pending_asks(dd)[0] if a.deadline is not None and a.deadline <= now and not a.urgent
+    ]
+    for ask_id in overdue:
+        settle(dd, ask_id)
+    return overdue
 
 
 def cancel_ask(dd: DataDir, ask_id: str, reason: str) -> bool:
@@ -192,7 +270,8 @@ def cancel_asks_of(dd: DataDir, session: str, reason: str) -> list[str]:
 
 
 def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
-    """Block until `ask_id` is answered; mark it delivered and return the answer text."""
+    """Block until `ask_id` is answered (or its deadline `timeout` from now passes: see `settle`);
+    mark it delivered and return the answer text."""
 
     def settled() -> dict[str, Any] | None:
         try:
@@ -203,9 +282,12 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
     from looop.control import wait_via_daemon
 
     answer = wait_via_daemon(dd, {"op": "answer", "ask": ask_id}, lambda: [dd.answers], settled, timeout)
+    if answer is None and settle(dd, ask_id) is not None:
+        answer = settled()
     if answer is None:
         raise TimedOut(
-            f"ask {ask_id} is still unanswered after {timeout:g}s; run the same ask again to wait on"
+            f"ask {ask_id} is still unanswered at its deadline and was escalated to the human;"
+            " run the same ask again to wait on"
         )
     if answer.get("cancelled"):
         raise Cancelled(f"ask {ask_id} was cancelled: {answer.get('reason') or 'no reason given'}")

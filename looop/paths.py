@@ -144,6 +144,10 @@ class DataDir:
         """The worker contract alone, for agents that take it as a system prompt file."""
         return self.session(session_id) / "contract.md"
 
+    def last_verb(self, session_id: str) -> Path:
+        """Touched by every verb a worker calls (stall detection)."""
+        return self.session(session_id) / ".last-verb"
+
     def worktree(self, session_id: str) -> Path:
         return self.session(session_id) / "worktree"
 

@@ -21,8 +21,7 @@ from looop.paths import PULSE_SESSION, DataDir
 from looop.procenv import child_env
 from looop.procs import group_members, is_running, kill_group, marked_groups, pid_waiter
 from looop.sensing import SENSOR_MARK
-from looop.sessions import LIVE_STATES, read_record
-from looop.state import session_ids
+from looop.sessions import LIVE_STATES, holder_alive, read_record, session_ids
 
 ORPHAN_GRACE = 3.0
 STALE_TEMP = 600.0  # seconds: no verb takes this long between creating its temp file and renaming it
@@ -124,6 +123,16 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
         detail += f"; released {', '.join(released)}"
     journal.record(dd, "recover", session, detail, who="looop")
     return Corpse(session, orphaned, how)
+
+
+def tidy(dd: DataDir, session_ttl: float) -> None:
+    """Each beat: reap old sessions, release stale claims, settle overdue asks."""
+    from looop.claims import release_stale
+    from looop.mailbox import settle_overdue
+
+    reap(dd, session_ttl)
+    release_stale(dd, lambda holder: holder_alive(dd, holder))
+    settle_overdue(dd)
 
 
 def reap(dd: DataDir, ttl: float, now: float | None = None) -> list[str]:

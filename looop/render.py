@@ -1,10 +1,14 @@
-"""The readable view of the state, for people and for agents that prefer text."""
+"""The readable view of the state (`looop status`, `_ state`), for people and for agents that
+prefer text: what needs a decision first, then who is working, then what is done."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 MAX_LINES_PER_READING = 6
+SCREEN_WIDTH = 48
+DONE_SHOWN = 8
 
 
 def _indent(text: str, prefix: str = "    ") -> list[str]:
@@ -15,8 +19,74 @@ def _indent(text: str, prefix: str = "    ") -> list[str]:
     return [prefix + line for line in shown]
 
 
-def render_state(state: dict[str, Any]) -> str:
+def age(seconds: float) -> str:
+    """`42s`, `5m`, `3h`, `2d`."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def money(totals: dict[str, float]) -> str:
+    return ", ".join(f"{amount:g} {unit}" for unit, amount in sorted(totals.items())) or "-"
+
+
+def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Columns padded to their widest cell; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in rows
+    ]
+
+
+def _asks(asks: list[dict[str, Any]]) -> list[str]:
+    if not asks:
+        return ["\nneeds a decision: nothing"]
+    out = [f"\nneeds a decision ({len(asks)}):"]
+    for ask in sorted(asks, key=lambda a: not a.get("urgent")):
+        options = f"  [{' | '.join(ask['options'])}]" if ask["options"] else ""
+        flag = "URGENT " if ask.get("urgent") else ""
+        due = f", default {ask['default']!r} at {ask['deadline']}" if ask.get("default") else ""
+        if ask.get("deadline") and not ask.get("default"):
+            due = f", deadline {ask['deadline']}"
+        out.append(f"  {flag}{ask['id']}  from {ask['worker']}, since {ask['created']}{due}{options}")
+        out.extend(_indent(ask["prompt"]))
+        if ask["reference"]:
+            out.append(f"    ref: {ask['reference']}")
+    return out
+
+
+def _workers(workers: list[dict[str, Any]], now: float) -> list[str]:
+    if not workers:
+        return ["\nworkers: none"]
+    working = [w for w in workers if w["alive"]]
+    done = sorted((w for w in workers if not w["alive"]), key=lambda w: -(w.get("ended") or 0))
+    out = [f"\nworkers ({len(working)} working, {len(done)} done):"]
+    rows = [["ID", "STATE", "AGE", "SPEND", "ASK", "SCREEN / END"]]
+    for worker in working + done[:DONE_SHOWN]:
+        started = worker.get("started") or now
+        last = worker.get("screen_line" if worker["alive"] else "end_reason") or ""
+        rows.append(
+            [
+                worker["id"],
+                worker["state"],
+                age(now - float(started)),
+                money(worker.get("cost") or {}),
+                worker.get("pending_ask") or "-",
+                last[:SCREEN_WIDTH] + ("…" if len(last) > SCREEN_WIDTH else ""),
+            ]
+        )
+    out.extend(table(rows))
+    if len(done) > DONE_SHOWN:
+        out.append(f"  … {len(done) - DONE_SHOWN} more ended workers")
+    return out
+
+
+def render_state(state: dict[str, Any], now: float | None = None) -> str:
     """A compact multi-section summary of `gather()`'s result."""
+    now = time.time() if now is None else now
     out = [f"looop  world {state['world_hash']}  data {state['data_dir']}"]
     pulse = state.get("pulse")
     if pulse is not None:
@@ -26,24 +96,8 @@ def render_state(state: dict[str, Any]) -> str:
         for name, meta in sorted((pulse.get("sensors") or {}).items()) if pulse.get("running") else []:
             took = "?" if meta.get("duration") is None else f"{meta['duration']:.2f}s"
             out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
-    asks = state["asks"]
-    out.append(f"\nasks waiting for an answer ({len(asks)}):" if asks else "\nasks: none pending")
-    for ask in asks:
-        options = f"  [{' | '.join(ask['options'])}]" if ask["options"] else ""
-        out.append(f"  {ask['id']}  from {ask['worker']}, since {ask['created']}{options}")
-        out.extend(_indent(ask["prompt"]))
-        if ask["reference"]:
-            out.append(f"    ref: {ask['reference']}")
-    workers = state["workers"]
-    out.append(f"\nworkers ({len(workers)}):" if workers else "\nworkers: none")
-    for worker in workers:
-        alive = "alive" if worker["alive"] else "not alive"
-        line = f"  {worker['id']}  {worker['state']}  ({alive})"
-        if worker.get("pending_ask"):
-            line += f"  waiting on {worker['pending_ask']}"
-        elif not worker["alive"] and worker.get("end_reason"):
-            line += f"  {worker['end_reason']}"
-        out.append(line)
+    out.extend(_asks(state["asks"]))
+    out.extend(_workers(state["workers"], now))
     goals = state["goals"]
     out.append(f"\ngoals ({len(goals)}): {', '.join(goals)}" if goals else "\ngoals: none")
     snapshots = state["snapshots"]
@@ -55,12 +109,13 @@ def render_state(state: dict[str, Any]) -> str:
         out.extend(_indent(reading))
     if state["claims"]:
         out.append("\nclaims:")
-        out.extend(f"  {c['resource']}  held by {c['holder']} since {c['since']}" for c in state["claims"])
-    total = state["spend"]["total"]
-    if total:
-        out.append("\nspend: " + ", ".join(f"{amount:g} {unit}" for unit, amount in sorted(total.items())))
-        for session, totals in sorted(state["spend"]["by_session"].items()):
-            out.append(f"  {session}: " + ", ".join(f"{a:g} {u}" for u, a in sorted(totals.items())))
+        rows = [["RESOURCE", "HOLDER", "SINCE", "EXPIRES"]]
+        rows += [[c["resource"], c["holder"], c["since"], c.get("expires") or "-"] for c in state["claims"]]
+        out.extend(table(rows))
+    spend = state["spend"]
+    if spend["total"] or spend.get("budget"):
+        limits = spend.get("budget") or {}
+        out.append(f"\nspend: {money(spend['total'])}" + _limits(limits))
     if state["notifications"]:
         out.append("\nnotifications (latest last):")
         out.extend(f"  {n['at']} {n['from']}: {n['message']}" for n in state["notifications"][-5:])
@@ -71,3 +126,8 @@ def render_state(state: dict[str, Any]) -> str:
         out.append("\nproblems (files skipped):")
         out.extend(f"  {p}" for p in state["problems"])
     return "\n".join(out) + "\n"
+
+
+def _limits(limits: dict[str, dict[str, float]]) -> str:
+    parts = [f"{scope} {money(per_unit)}" for scope, per_unit in sorted(limits.items())]
+    return f"  (budget: {'; '.join(parts)})" if parts else ""

@@ -9,15 +9,25 @@ the babysitter records an end within moments, with how it ended.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from looop.errors import CorruptFile
 from looop.fsio import read_json
+from looop.ids import is_valid_id
 from looop.paths import DataDir
 from looop.procs import is_running
 
-LIVE_STATES = ("starting", "running", "idle", "asking")
+LIVE_STATES = ("starting", "running", "idle", "asking", "stalled")
 ENDED_STATES = ("exited", "killed", "dead")
+
+
+def session_ids(dd: DataDir) -> list[str]:
+    """Every session dir name (workers and the pulse)."""
+    try:
+        return sorted(n for n in os.listdir(dd.sessions) if is_valid_id(n))
+    except FileNotFoundError:
+        return []
 
 
 def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
@@ -56,6 +66,15 @@ def observed(record: dict[str, Any], session: str, pending_ask: str | None) -> d
     view["state"] = state
     view["pending_ask"] = pending_ask if alive else None
     return view
+
+
+def holder_alive(dd: DataDir, session: str) -> bool | None:
+    """Is this session's worker alive? None when it has no readable record (not a worker)."""
+    try:
+        record = read_record(dd, session)
+    except CorruptFile:
+        return None
+    return None if record is None else bool(observed(record, session, None)["alive"])
 
 
 def live_record(dd: DataDir, session: str) -> dict[str, Any] | None:

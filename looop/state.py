@@ -11,13 +11,13 @@ import orjson
 from looop import journal, notify
 from looop.claims import all_claims
 from looop.config import load_config
-from looop.costs import cost_totals
+from looop.costs import spend_by_session
 from looop.errors import ConfigError, CorruptFile
 from looop.ids import is_valid_id
 from looop.mailbox import pending_asks
 from looop.memory import list_goals
 from looop.paths import PULSE_SESSION, DataDir
-from looop.sessions import observed, read_record
+from looop.sessions import observed, read_record, session_ids
 from looop.upstatus import read_status
 
 MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
@@ -43,14 +43,6 @@ def read_snapshots(dd: DataDir) -> dict[str, str]:
     return readings
 
 
-def session_ids(dd: DataDir) -> list[str]:
-    """Every session dir name (workers and the pulse)."""
-    try:
-        return sorted(n for n in os.listdir(dd.sessions) if is_valid_id(n))
-    except FileNotFoundError:
-        return []
-
-
 def read_workers(
     dd: DataDir, pending_by_worker: dict[str, str] | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -68,8 +60,21 @@ def read_workers(
             problems.append(problem.message)
             continue
         if raw is not None:
-            workers.append(observed(raw, session, pending.get(session)))
+            view = observed(raw, session, pending.get(session))
+            view["screen_line"] = last_screen_line(dd, session)
+            workers.append(view)
     return workers, problems
+
+
+def last_screen_line(dd: DataDir, session: str) -> str:
+    """The last non-empty line the worker's screen shows (what an operator glances at)."""
+    try:
+        with open(dd.screen(session), "rb") as handle:
+            text = handle.read(64 * 1024).decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def world_hash(
@@ -79,7 +84,9 @@ def world_hash(
     so that the root agent's own moves do not wake it."""
     essence = {
         "snapshots": snapshots,
-        "asks": [{k: a[k] for k in ("id", "worker", "prompt", "reference", "options")} for a in asks],
+        "asks": [
+            {k: a[k] for k in ("id", "worker", "prompt", "reference", "options", "urgent")} for a in asks
+        ],
         "workers": [{k: w[k] for k in ("id", "state", "alive")} for w in workers],
         "goals": goals,
     }
@@ -97,15 +104,12 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
     claims, claim_problems = all_claims(dd)
     goals = list_goals(dd)
     problems += worker_problems + claim_problems
+    limits = None
     try:
-        load_config(dd.config)
+        limits = load_config(dd.config).budget
     except ConfigError as exc:
         problems.append(exc.message)
-    spend = {s: t for s in session_ids(dd) if (t := cost_totals(dd, s))}
-    total: dict[str, float] = {}
-    for totals in spend.values():
-        for unit, amount in totals.items():
-            total[unit] = total.get(unit, 0.0) + amount
+    spend, total = spend_by_session(dd)
     public_asks = [a.public() for a in asks]
     return {
         "world_hash": world_hash(snapshots, public_asks, workers, goals),
@@ -115,7 +119,7 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "workers": workers,
         "goals": goals,
         "claims": [c.public() for c in claims],
-        "spend": {"by_session": spend, "total": total},
+        "spend": {"by_session": spend, "total": total, "budget": limits},
         "notifications": notify.recent(dd),
         "journal_tail": journal.tail(dd, journal_count),
         "problems": problems,

@@ -8,7 +8,8 @@ from typing import Any
 from looop.control import wait_via_daemon
 from looop.fsio import atomic_write
 from looop.paths import DataDir
-from looop.state import gather, session_ids
+from looop.sessions import session_ids
+from looop.state import gather
 
 
 def watched_dirs(dd: DataDir) -> list[Path]:

@@ -11,6 +11,7 @@ from looop.errors import CorruptFile
 from looop.fsio import ensure_dir, read_json, write_json
 from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running, start_time
+from looop.render import age
 
 
 def read_status(dd: DataDir) -> dict[str, Any]:
@@ -33,24 +34,16 @@ def summary(status: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     if not status.get("running"):
         return "not running (start it with `looop up`)"
-    parts = [f"pid {status['pid']}", f"for {_ago(now - float(status.get('started', now)))}"]
+    parts = [f"pid {status['pid']}", f"for {age(now - float(status.get('started', now)))}"]
     parts.append(f"{status.get('beats', 0)} beats")
     if status.get("last_beat_at"):
         took = float(status.get("last_beat_duration", 0))
-        parts.append(f"last {_ago(now - float(status['last_beat_at']))} ago in {took:.2f}s")
+        parts.append(f"last {age(now - float(status['last_beat_at']))} ago in {took:.2f}s")
     parts.append(f"{status.get('restarts', 0)} restarts")
     text = f"{status.get('status')} ({', '.join(parts)})"
     if status.get("last_error"):
         text += f"; last error: {status['last_error']}"
     return text
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 class StatusWriter:

@@ -114,7 +114,7 @@ def test_a_cancelled_ask_makes_the_asker_exit_8(looop: Looop) -> None:
 
 def test_an_ask_waits_no_longer_than_its_timeout(looop: Looop) -> None:
     done = looop.run("_", "ask", "w1", "--prompt", "anyone?", "--timeout", "0.5", code=124)
-    assert "still unanswered" in done.stderr
+    assert "still unanswered at its deadline and was escalated" in done.stderr
     assert [a["id"] for a in pending(looop)] == ["w1-1"]
 
 

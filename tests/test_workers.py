@@ -30,7 +30,7 @@ from tests.conftest import (
 
 @pytest.fixture
 def fleet(looop: Looop, up: Up) -> Iterator[Up]:
-    up.configure(interactive=AGENT, idle_after="1s", kill_grace="1s")
+    up.configure(interactive=AGENT, idle_after="1s", kill_grace="1s", max_workers=40)
     up.start()
     yield up
 

@@ -16,7 +16,7 @@ from looop.actors.sensor import RunSensor, SensorActor, SensorDone
 from looop.config import Config
 from looop.ids import is_valid_id
 from looop.paths import DataDir
-from looop.recovery import reap
+from looop.recovery import tidy
 from looop.sensing import KILL_GRACE
 from looop.snapshots import clean_stale, new_beat_dir, publish, write_reading
 from looop.supervisor import (
@@ -189,9 +189,9 @@ class PulseActor(SupervisedActor):
         publish(self.dd.snapshots, beat.staging)
         self._status(beat=(beat.number, time.monotonic() - beat.began, beat.results))
         try:
-            reap(self.dd, self.config.session_ttl)
+            tidy(self.dd, self.config.session_ttl)
         except OSError as exc:
-            self._status(last_error=f"reaping failed: {exc}")
+            self._status(last_error=f"housekeeping failed: {exc}")
 
     def _run_one(self, name: str) -> None:
         if name not in sensor_names(self.dd):

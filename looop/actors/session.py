@@ -39,6 +39,7 @@ class SessionSpec:
     sandbox: dict[str, Any]
     idle_after: float
     kill_grace: float
+    stall_after: float
 
 
 @dataclass
@@ -84,6 +85,11 @@ class _KillNow:
     pass
 
 
+@dataclass(frozen=True)
+class _Tick:
+    pass
+
+
 class SessionActor(SupervisedActor):
     """Babysits one worker: its state is `starting`, then `running`/`idle`/`asking`, then
     `exited` (on its own), `killed` (by the root agent, itself, or looop) or `dead`."""
@@ -102,6 +108,7 @@ class SessionActor(SupervisedActor):
             spec.idle_after,
         )
         self._active: bool | None = None  # None until the first output
+        self._stalled = False
         self._kill: Terminate | None = None
         self._exit: Exit | None = None
         self._exited = threading.Event()
@@ -158,7 +165,9 @@ class SessionActor(SupervisedActor):
 
     def _pump(self) -> None:
         me = self.actor_ref
-        exit_status = self.pty.pump(lambda active, at: tell_quietly(me, _Activity(active, at)))
+        exit_status = self.pty.pump(
+            lambda active, at: tell_quietly(me, _Activity(active, at)), lambda: tell_quietly(me, _Tick())
+        )
         self._exit = exit_status
         self._exited.set()
         tell_quietly(me, _Exited(exit_status))
@@ -185,7 +194,10 @@ class SessionActor(SupervisedActor):
         if isinstance(message, _Activity):
             self._active = message.active
             self._record["last_output"] = message.last_output
+            self._stalled = False
             self._update_live_state()
+        elif isinstance(message, _Tick):
+            self._check_stall()
         elif isinstance(message, Refresh):
             self._record.update(pending_ask=message.pending_ask, claims=list(message.claims))
             self._record["cost"] = cost_totals(self.dd, self.spec.id)
@@ -206,12 +218,35 @@ class SessionActor(SupervisedActor):
             return
         if self._record["pending_ask"]:
             state = "asking"
+        elif self._stalled:
+            state = "stalled"
         elif self._active is None:
             state = "starting"
         else:
             state = "running" if self._active else "idle"
         self._record["state"] = state
         self._write()
+
+    def _check_stall(self) -> None:
+        """Stalled: no output and no verb call for `stall_after` seconds while not asking."""
+        if self._finished or self._stalled or self._record["pending_ask"]:
+            return
+        last = max(self._record["last_output"] or self._record["started"], self._last_verb())
+        quiet = time.time() - last
+        if quiet < self.spec.stall_after:
+            return
+        self._stalled = True
+        lines = [line for line in self.pty.screen.text.splitlines() if line.strip()]
+        self._record["last_screen"] = lines[-12:]
+        journal.record(self.dd, "worker stalled", self.spec.id, f"nothing for {quiet:.0f}s", who="looop")
+        self._update_live_state()
+
+    def _last_verb(self) -> float:
+        """When the worker last called a looop verb (the CLI touches the file)."""
+        try:
+            return self.dd.last_verb(self.spec.id).stat().st_mtime
+        except OSError:
+            return 0.0
 
     def _terminate(self, request: Terminate) -> None:
         if self._finished or self._kill is not None:
