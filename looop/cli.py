@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from looop import __version__, actions
 from looop.actions import data_dir
-from looop.errors import CodedError, InvalidInput
+from looop.errors import CodedError, InvalidInput, NotFound
 
 if TYPE_CHECKING:  # keep start-up free of the data-dir modules
     from looop.paths import DataDir
@@ -64,6 +65,56 @@ def cli() -> None:
 def status_command() -> None:
     """The readable state (same as `looop _ state`)."""
     actions.show_state(as_json=False)
+
+
+def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion from the names of a data-dir directory (`sessions`, `goals`, ...)."""
+
+    def complete(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        import os
+
+        from looop.ids import is_valid_id
+        from looop.locate import data_root
+
+        try:
+            names = os.listdir(os.path.join(data_root(), directory))
+        except OSError:
+            return []
+        ids = [n.removesuffix(suffix) for n in names if n.endswith(suffix) and not n.startswith(".")]
+        return sorted(i for i in ids if is_valid_id(i) and i.startswith(incomplete) and i != "pulse")
+
+    return complete
+
+
+complete_workers = _ids_in("sessions")
+complete_asks = _ids_in("asks", ".json")
+complete_goals = _ids_in("goals", ".md")
+
+
+@cli.command("logs", context_settings=CONTEXT)
+@click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the worker ends.")
+def logs_command(worker_id: str, follow: bool) -> None:
+    """Print worker ID's transcript as clean text (escape codes removed)."""
+    from looop.follow import print_transcript
+    from looop.ids import check_id
+    from looop.sessions import live_record
+
+    check_id(worker_id, "worker id")
+    dd = data_dir()
+    if not dd.session(worker_id).is_dir():
+        raise NotFound(f"no worker {worker_id!r} (see `looop status`)")
+    print_transcript(dd.transcript(worker_id), follow, lambda: live_record(dd, worker_id) is not None)
+
+
+@cli.command("tail", context_settings=CONTEXT)
+@click.option("-n", "count", default=10, show_default=True, help="How many entries to show first.")
+@click.option("--follow/--no-follow", default=True, show_default=True, help="Keep printing new entries.")
+def tail_command(count: int, follow: bool) -> None:
+    """Follow the journal: every move, as it is made (Ctrl-C to stop)."""
+    from looop.follow import print_journal
+
+    print_journal(data_dir().journal, count, follow)
 
 
 @cli.command("up", context_settings=CONTEXT)
@@ -122,7 +173,7 @@ def wait_command(as_json: bool, timeout: float | None) -> None:
 
 
 @verbs.command("answer", context_settings=CONTEXT)
-@click.argument("ask_id")
+@click.argument("ask_id", shell_complete=complete_asks)
 @click.argument("text", nargs=-1)
 def answer_command(ask_id: str, text: tuple[str, ...]) -> None:
     """Resolve the pending ask ASK_ID with TEXT (or stdin); it must be one of the ask's options."""
@@ -148,7 +199,7 @@ def goal_write(goal_id: str, body: tuple[str, ...], reason: str) -> None:
 
 
 @goal_group.command("archive", context_settings=CONTEXT)
-@click.argument("goal_id", metavar="ID")
+@click.argument("goal_id", metavar="ID", shell_complete=complete_goals)
 @reason_option
 def goal_archive(goal_id: str, reason: str) -> None:
     """Move goals/ID.md to goals/archive/ (never deleted)."""
@@ -394,8 +445,27 @@ def worker_start(
     click.echo(f"worker {worker_id} started (pid {reply['pid']}) in {reply['cwd']}")
 
 
+@worker_group.command("resume", context_settings=CONTEXT)
+@click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
+@click.argument("prompt", nargs=-1)
+def worker_resume(worker_id: str, prompt: tuple[str, ...]) -> None:
+    """Start ended worker ID again, in its old sandbox, with its agent's conversation.
+
+    Runs the config's `resume` command (e.g. claude --resume {session_uuid}); the worker is
+    told it was interrupted, then PROMPT if given. Needs `{session_uuid}` in `interactive` so
+    that the agent's session id was fixed at start.
+    """
+    from looop.control import call
+    from looop.ids import check_id
+
+    check_id(worker_id, "worker id")
+    request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt)}
+    reply = call(data_dir(), request, timeout=180)
+    click.echo(f"worker {worker_id} resumed (pid {reply['pid']}) in {reply['cwd']}")
+
+
 @worker_group.command("kill", context_settings=CONTEXT)
-@click.argument("worker_id", metavar="ID")
+@click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
 @reason_option
 def worker_kill(worker_id: str, reason: str) -> None:
     """End worker ID's whole process group (SIGTERM, then SIGKILL after `kill_grace`).

@@ -2,9 +2,9 @@
 
 The config's `interactive` command may hold placeholders, replaced inside each argument (never
 through a shell): `{prompt}` / `{prompt_file}` (the contract followed by the task), `{contract}` /
-`{contract_file}` (the contract alone, for a system-prompt flag) and `{task}` (the root agent's
-prompt alone). Without `{prompt}`, `{prompt_file}` or `{task}`, the whole prompt is appended as the
-last argument.
+`{contract_file}` (the contract alone, for a system-prompt flag), `{task}` (the root agent's
+prompt alone) and `{session_uuid}` (the agent's own session id, kept to resume it). Without
+`{prompt}`, `{prompt_file}` or `{task}`, the whole prompt is appended as the last argument.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from looop.errors import ConfigError, InvalidInput
 
-PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{contract_file}", "{contract}", "{task}")
+PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{contract_file}", "{contract}", "{task}", "{session_uuid}")
 TASK_PLACEHOLDERS = ("{prompt}", "{prompt_file}", "{task}")
 MAX_ARGUMENT = 120 * 1024  # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN)
 
@@ -69,6 +69,13 @@ class Prompt:
         return f"{self.contract}\n---\n\n# Your task\n\n{self.task.strip()}\n"
 
 
+RESUMED = """\
+You were interrupted: your previous session ended ({how}) before you finished. Your
+conversation so far is restored above. Check where you stopped (your sandbox, your reports,
+your claims: they were released), then carry on with your task.
+"""
+
+
 def worker_prompt(session: str, task: str, data_dir: Path, reports: Path, sandbox_note: str = "") -> Prompt:
     """The contract filled in for `session`, and the task."""
     if not task.strip():
@@ -90,9 +97,12 @@ def command_argv(interactive: str | list[str], config_path: Path) -> list[str]:
     return argv
 
 
-def agent_argv(command: list[str], prompt: Prompt, prompt_file: Path, contract_file: Path) -> list[str]:
+def agent_argv(
+    command: list[str], prompt: Prompt, prompt_file: Path, contract_file: Path, session_uuid: str
+) -> list[str]:
     """Fill the placeholders of `command`; append the whole prompt when no argument takes the task."""
     values = {
+        "{session_uuid}": session_uuid,
         "{prompt_file}": str(prompt_file),
         "{prompt}": prompt.full,
         "{contract_file}": str(contract_file),

@@ -91,6 +91,7 @@ class Daemon:
             "sensor": self._on_sensor,
             "worker_start": self.fleet.start,
             "worker_kill": self.fleet.kill,
+            "worker_resume": self.fleet.resume,
         }
 
         def mailbox(link: Link) -> pykka.ActorRef[Any]:

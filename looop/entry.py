@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # typing costs a fast verb ~2 ms of start-up: only the checke
 def fast_verb(argv: list[str]) -> Callable[[], object] | None:
     """The action for `argv` when it is a plain call of a hot verb, else None."""
     match argv:
-        case ["_", "state"] | ["_", "state", "--json"]:
+        case ["_", "state"] | ["_", "state", "--json"] | ["status"]:
             return lambda: _state(argv[-1] == "--json")
         case ["_", "wait"] | ["_", "wait", "--json"]:
             return lambda: _wait(argv[-1] == "--json")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -18,16 +19,16 @@ from looop import budget, journal
 from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
 from looop.claims import all_claims
 from looop.config import Config, load_config
-from looop.contract import agent_argv, command_argv, worker_prompt
+from looop.contract import RESUMED, agent_argv, command_argv, worker_prompt
 from looop.costs import spend_by_session
-from looop.errors import Conflict, LooopError, NotFound
+from looop.errors import Conflict, InvalidInput, LooopError, NotFound
 from looop.fsio import atomic_write, ensure_dir
 from looop.ids import check_id
 from looop.mailbox import pending_asks
 from looop.notify import notify
 from looop.paths import DataDir
 from looop.procenv import worker_env
-from looop.sandbox import prepare
+from looop.sandbox import Sandbox, prepare
 from looop.sessions import live_record, read_record
 from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
 
@@ -54,6 +55,21 @@ class Fleet:
 
     def start(self, request: dict[str, Any]) -> dict[str, Any]:
         """`_ worker start`: prepare the sandbox and prompt, start the actor, wait for the spawn."""
+        return self._launch(request, resumed=None)
+
+    def resume(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`_ worker resume`: start an ended worker again in its sandbox, with its conversation."""
+        session = check_id(str(request.get("id", "")), "worker id")
+        record = read_record(self.dd, session)
+        if record is None:
+            raise NotFound(f"no worker {session!r} (see `looop status`)")
+        if not record.get("agent_session"):
+            raise Conflict(f"worker {session} has no agent session id to resume")
+        if load_config(self.dd.config).resume is None:
+            raise InvalidInput("the config has no `resume` command (see `looop --help`)")
+        return self._launch(request, resumed=record)
+
+    def _launch(self, request: dict[str, Any], resumed: dict[str, Any] | None) -> dict[str, Any]:
         session = check_id(str(request.get("id", "")), "worker id")
         task = str(request.get("prompt", ""))
         config = load_config(self.dd.config)
@@ -70,7 +86,7 @@ class Fleet:
         try:
             if previous is not None:
                 previous[0].actor_stopped.wait(ENDED_SLACK)  # the ended actor is still on its way out
-            spec = self._prepare(session, task, config, request)  # may run git: not under the lock
+            spec = self._prepare(session, task, config, request, resumed)  # may run git: not under the lock
             handle = SessionHandle()
             child = ChildSpec(
                 session, lambda link: _start_actor(self.dd, spec, handle, link), Restart.TEMPORARY
@@ -110,15 +126,29 @@ class Fleet:
             )
         return False
 
-    def _prepare(self, session: str, task: str, config: Config, request: dict[str, Any]) -> SessionSpec:
+    def _prepare(
+        self, session: str, task: str, config: Config, request: dict[str, Any], resumed: dict[str, Any] | None
+    ) -> SessionSpec:
         """Everything that can fail on bad input happens here, before any actor exists."""
         dd = self.dd
-        cwd, repo = request.get("cwd"), request.get("worktree")
-        command = command_argv(config.interactive, dd.config)
-        ensure_dir(dd.session(session))
-        sandbox = prepare(dd, session, None if cwd is None else str(cwd), None if repo is None else str(repo))
+        if resumed is None:
+            command = command_argv(config.interactive, dd.config)
+            ensure_dir(dd.session(session))
+            cwd, repo = request.get("cwd"), request.get("worktree")
+            sandbox = prepare(
+                dd, session, None if cwd is None else str(cwd), None if repo is None else str(repo)
+            )
+            agent_session = str(uuid.uuid4())
+        else:
+            command = command_argv(config.resume or config.interactive, dd.config)
+            sandbox = Sandbox.restore(resumed.get("sandbox") or {"cwd": resumed.get("cwd")})
+            agent_session = str(resumed["agent_session"])
+            how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
+            task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
         prompt = worker_prompt(session, task, dd.root, dd.reports, sandbox.note())
-        argv = sandbox.wrapper + agent_argv(command, prompt, dd.prompt(session), dd.contract(session))
+        argv = sandbox.wrapper + agent_argv(
+            command, prompt, dd.prompt(session), dd.contract(session), agent_session
+        )
         atomic_write(dd.prompt(session), prompt.full.encode())
         atomic_write(dd.contract(session), prompt.contract.encode())
         if read_record(dd, session) is not None:
@@ -129,7 +159,8 @@ class Fleet:
                 dd,
                 "worker start",
                 session,
-                "reusing an ended session's id; its transcript is now transcript.log.1",
+                ("resuming it" if resumed else "reusing an ended session's id")
+                + "; its previous transcript is now transcript.log.1",
                 who="looop",
             )
         return SessionSpec(
@@ -141,6 +172,7 @@ class Fleet:
             config.idle_after,
             config.kill_grace,
             config.stall_after,
+            agent_session,
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,12 @@ HOW TO RUN IT
      and tell it: "observe looop: read `looop --help`, then loop on
      `looop _ wait --json` and act on what it returns."
   3. looop down      stop the pulse and every live worker
-  `looop status` shows the pulse and the state; `looop up --foreground` runs
-  attached (for a systemd/launchd unit); its log is up.log in the data dir.
+  `looop status` shows the pulse and the state (what needs a decision first,
+  then a table of workers); `looop logs ID [-f]` prints or follows a
+  worker's output as clean text; `looop tail` follows the journal.
+  `looop up --foreground` runs attached (for a systemd/launchd unit); its
+  log is up.log in the data dir. Shell completion of ids:
+  eval "$(_LOOOP_COMPLETE=bash_source looop)"   (zsh_source, fish_source)
   The human talks to the root agent in chat. looop never starts the root
   agent and has nothing to attach to.
 
@@ -61,6 +65,9 @@ VERBS (the root agent's; each mutating one is journaled)
   looop _ worker start ID PROMPT... [--cwd DIR | --worktree REPO]
                                          start a worker (needs `looop up`)
   looop _ worker kill ID [--reason T]    end a worker's whole process group
+  looop _ worker resume ID [PROMPT...]   restart an ended worker, same sandbox
+                                         and conversation (config `resume`)
+  `_ worker start --queue` waits for a slot when `max_workers` run.
   looop _ notify MESSAGE...              tell the human (journaled, hook)
   Bodies: give them inline, or omit them and pipe them on stdin (heredoc).
   Most mutating verbs take --reason T, which goes into the journal.
@@ -83,6 +90,7 @@ WORKERS
     running   printing (or its screen says it is busy)
     idle      quiet for `idle_after` seconds: done with its turn, or stuck
     asking    blocked on an ask: answer it
+    stalled   no output and no verb call for `stall_after`: look at it
     exited    ended on its own (exit_code says how)
     killed    ended by you, by itself (`_ kill`), or by `looop down`
     dead      killed by a signal nobody sent, or found gone
@@ -99,9 +107,11 @@ WORKER CONTRACT (injected at the top of every worker's prompt)
     answer=$("$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "..." \\
              [--ref PATH_OR_URL] [--options a,b])
   It prints the answer and exits 0; it exits 8 if the ask was cancelled.
+  With --timeout S the ask has a deadline: then it takes --default A, or
+  is escalated to the human (urgent) and the call exits 124.
   If a tool kills the wait, running the same ask again re-attaches to it.
   Workers also run:
-    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" RESOURCE     lease a resource
+    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" RESOURCE [--ttl S] [--wait]
     "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" RESOURCE   release it
     "$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" AMOUNT [--unit usd|tokens]
     "$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"               end itself
@@ -128,9 +138,22 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                        interval      pulse cadence (60s)
                        session_ttl   keep ended sessions this long (3d)
                        sensor_timeout  per sensor (min(interval, 30s))
-                       notify        argv run with each notice appended
+                       notify        argv run with each notice appended:
+                                     ["notify-send", "looop"], or a
+                                     webhook: ["curl", "-fsS", "-m", "10",
+                                     "-o", "/dev/null", URL,
+                                     "--data-binary"]
                        idle_after    quiet time before `idle` (30s)
+                       stall_after   quiet time before `stalled` (15m)
                        kill_grace    SIGTERM to SIGKILL when ending (5s)
+                       max_workers   workers at once (10)
+                       budget        {"worker": {"usd": 2}, "fleet":
+                                     {"usd": 20}}: notices at 80 %; at
+                                     100 % a worker is stopped, no new
+                                     worker starts past the fleet's
+                       resume        command that resumes an agent:
+                                     ["claude", "--resume",
+                                     "{session_uuid}", "{task}"]
                        max_restarts, restart_period   restart intensity of
                                      the supervisor (5 in 60s); past it
                                      `up` stops and exits 1

@@ -34,6 +34,23 @@ class Sandbox:
             "branch": self.branch,
         }
 
+    @classmethod
+    def restore(cls, public: dict[str, Any]) -> Sandbox:
+        """The sandbox a session recorded (`public()`), to resume it where it worked."""
+        cwd = Path(str(public.get("cwd", ".")))
+        if not cwd.is_dir():
+            raise InvalidInput(f"its sandbox {cwd} is gone")
+        repo = public.get("repo")
+        kind = str(public.get("kind", "dir"))
+        box = shutil.which("box", path=child_env().get("PATH")) if kind == "box" else None
+        return cls(
+            cwd,
+            kind,
+            None if repo is None else Path(str(repo)),
+            public.get("branch"),
+            [box, "run"] if box else [],
+        )
+
     def note(self) -> str:
         """What the worker contract says about it."""
         if self.repo is None:

@@ -149,7 +149,9 @@ def parse_args(argv: list[str]) -> tuple[list[str], str]:
         if arg == "--append-system-prompt":
             value = next(it)
             system.append(Path(value).read_text() if os.path.isfile(value) else value)
-        elif arg in ("--model", "--session-id", "--permission-mode"):
+        elif arg in ("--session-id", "--resume"):
+            state["session"] = f"{arg.removeprefix('--')} {next(it)}"
+        elif arg in ("--model", "--permission-mode"):
             next(it)
         else:
             positional.append(arg)
@@ -166,6 +168,8 @@ def main() -> None:
     draw_frame("esc to interrupt")
     contract = any("looop worker contract" in text for text in [*system, prompt])
     say(f"contract: {'yes' if contract else 'no'}; system prompts: {len(system)}")
+    if "session" in state:
+        say(state["session"])
     for line in prompt.splitlines():
         if line.startswith("FAKE: "):
             step(line[len("FAKE: ") :].strip())

@@ -40,6 +40,7 @@ class SessionSpec:
     idle_after: float
     kill_grace: float
     stall_after: float
+    agent_session: str
 
 
 @dataclass
@@ -119,6 +120,7 @@ class SessionActor(SupervisedActor):
             "command": [_shown(arg, dd.prompt(spec.id)) for arg in spec.argv],
             "cwd": str(spec.cwd),
             "sandbox": spec.sandbox,
+            "agent_session": spec.agent_session,
             "started": time.time(),
             "state": "starting",
             "alive": False,
