@@ -326,6 +326,7 @@ def ask_command(
     exits 124 (run the same ask again to keep waiting). Exits 8 when the ask is cancelled.
     Running the same ask again re-attaches to it, with its first deadline.
     """
+    from looop.config import setting
     from looop.ids import check_id
     from looop.mailbox import await_answer, open_ask, parse_options
 
@@ -333,9 +334,14 @@ def ask_command(
     choices = parse_options(options)
     question = read_body(prompt, "prompt").strip()
     dd = data_dir()
-    ask = open_ask(dd, session, question, reference, choices, timeout, default)
+    deadline = timeout if timeout is not None else setting(dd.config, "ask_deadline")
+    ask = open_ask(dd, session, question, reference, choices, deadline, default)
     click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
-    remaining = None if ask.deadline is None else max(0.0, ask.deadline - time.time())
+    # only an explicit --timeout or --default ends the wait; the configured deadline only escalates
+    waits_for_deadline = timeout is not None or default is not None
+    remaining = None
+    if waits_for_deadline and ask.deadline is not None:
+        remaining = max(0.0, ask.deadline - time.time())
     click.echo(await_answer(dd, ask.id, remaining))
 
 
@@ -354,16 +360,19 @@ def claim_command(
     by the pulse.
     """
     from looop.claims import claim, claim_when_free
+    from looop.config import setting
     from looop.ids import check_id
 
     check_id(session, "session id")
     check_id(resource, "resource")
     if ttl == 0:
         raise InvalidInput("--ttl must be more than 0 seconds")
+    dd = data_dir()
+    ttl = ttl if ttl is not None else setting(dd.config, "claim_ttl")
     if wait_free:
-        taken = claim_when_free(data_dir(), session, resource, ttl, timeout)
+        taken = claim_when_free(dd, session, resource, ttl, timeout)
     else:
-        taken = claim(data_dir(), session, resource, ttl)
+        taken = claim(dd, session, resource, ttl)
     click.echo(f"{resource}: {'claimed' if taken else 'already held'} by {session}")
 
 

@@ -67,6 +67,10 @@ def _optional_command(value: object) -> str | list[str] | None:
     return None if value is None else _command(value)
 
 
+def _optional_duration(value: object) -> float | None:
+    return None if value is None else _positive_duration(value)
+
+
 def _budget(value: object) -> dict[str, dict[str, float]]:
     """`{"worker": {"usd": 2}, "fleet": {"usd": 20, "tokens": 5e6}}`: limits per unit."""
     if not isinstance(value, dict) or not set(value) <= {"worker", "fleet"}:
@@ -112,6 +116,8 @@ class Config:
     max_workers: int = 10
     budget: dict[str, dict[str, float]] | None = None
     resume: str | list[str] | None = None
+    ask_deadline: float | None = 3600.0  # asks without --timeout are escalated after this
+    claim_ttl: float | None = None  # leases taken without --ttl expire after this
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -133,6 +139,8 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "max_workers": _positive_count,
     "budget": _budget,
     "resume": _optional_command,
+    "ask_deadline": _optional_duration,
+    "claim_ttl": _optional_duration,
 }
 
 
@@ -151,6 +159,15 @@ def seed_config(path: Path) -> None:
         raise ConfigError(f"{path}: its directory does not exist")
     starter = {"interactive": default_interactive(), "interval": "60s", "session_ttl": "3d"}
     atomic_write(path, orjson.dumps(starter, option=JSON_OPTIONS))
+
+
+def setting(path: Path, name: str) -> Any:
+    """One setting, or its default when the config cannot be read: a worker's verb must not fail
+    because someone broke the config (`_ state` reports that)."""
+    try:
+        return getattr(load_config(path), name)
+    except ConfigError:
+        return getattr(Config, name)
 
 
 def load_config(path: Path) -> Config:

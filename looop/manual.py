@@ -147,6 +147,10 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                        stall_after   quiet time before `stalled` (15m)
                        kill_grace    SIGTERM to SIGKILL when ending (5s)
                        max_workers   workers at once (10)
+                       ask_deadline  escalate asks unanswered this long
+                                     (1h; null: never)
+                       claim_ttl     leases taken without --ttl expire
+                                     after this (null: never)
                        budget        {"worker": {"usd": 2}, "fleet":
                                      {"usd": 20}}: notices at 80 %; at
                                      100 % a worker is stopped, no new

@@ -121,6 +121,11 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "claims": [c.public() for c in claims],
         "spend": {"by_session": spend, "total": total, "budget": limits},
         "notifications": notify.recent(dd),
+        "summary": {
+            "needs_decision": [a["id"] for a in sorted(public_asks, key=lambda a: not a["urgent"])],
+            "working": [w["id"] for w in workers if w["alive"]],
+            "done": [w["id"] for w in workers if not w["alive"]],
+        },
         "journal_tail": journal.tail(dd, journal_count),
         "problems": problems,
         "pulse": read_status(dd),

@@ -143,6 +143,11 @@ def alive(pid: int) -> bool:
     return True
 
 
+def unique_marker(what: str) -> str:
+    """A word no other process on this machine has in its argv (suites may run side by side)."""
+    return f"{what}-{os.getpid()}-{time.monotonic_ns()}"
+
+
 def pids_with(marker: str) -> list[int]:
     """Pids of running processes whose command line mentions `marker`."""
     found = []

@@ -15,7 +15,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: print BYTES              print that many bytes of text as fast as possible
     FAKE: sleep SECONDS
     FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
-    FAKE: spawn-child              start a grandchild (same group) that sleeps for ever
+    FAKE: spawn-child [NAME]       start a grandchild (same group) that sleeps for ever, NAME in its argv
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
     FAKE: crash CODE               exit with CODE at once
@@ -125,7 +125,8 @@ def step(line: str) -> None:
         time.sleep(float(rest))
         set_status("? for shortcuts")
     elif verb == "spawn-child":
-        subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", "fake-grandchild"])
+        name = rest or "fake-grandchild"
+        subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", name])
     elif verb == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif verb == "ignore-hup":

@@ -24,6 +24,7 @@ from tests.conftest import (
     report,
     screen,
     script,
+    unique_marker,
     wait_for,
     worker,
 )
@@ -97,20 +98,25 @@ def test_kill_9_of_up_mid_beat_leaves_no_stray_sensor_and_no_torn_snapshot(looop
 def test_a_worker_that_outlives_a_killed_up_is_ended_and_recorded_as_orphaned(
     looop: Looop, fleet: Up
 ) -> None:
+    child = unique_marker("grandchild")
     first = fleet.start()
     looop.run(
-        "_", "worker", "start", "w1", script("ignore-hup", "spawn-child", "claim db", "ask Still there?")
+        "_",
+        "worker",
+        "start",
+        "w1",
+        script("ignore-hup", f"spawn-child {child}", "claim db", "ask Still there?"),
     )
     wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
     pid = worker(looop, "w1")["pid"]
     kill_9(first)
     time.sleep(0.5)  # the hang-up reaches the group; this one ignores it
-    assert alive(pid) and processes_with("fake-grandchild")
+    assert alive(pid) and processes_with(child)
     fleet.start()
     final = worker(looop, "w1")
     assert (final["state"], final["alive"], final["orphaned"]) == ("dead", False, True)
     assert final["end_reason"].startswith("found at up: its processes outlived looop and were ended")
-    wait_for(lambda: not alive(pid) and processes_with("fake-grandchild") == [], what="the orphans to end")
+    wait_for(lambda: not alive(pid) and processes_with(child) == [], what="the orphans to end")
     state = looop.state()
     assert state["asks"] == [] and state["claims"] == []
     assert any("whose looop had died: w1 (orphaned)" in n["message"] for n in state["notifications"])

@@ -133,3 +133,18 @@ def test_the_worker_cap_refuses_or_queues(looop: Looop, fleet: Up) -> None:
     out, err = queued.communicate(timeout=60)
     assert queued.returncode == 0 and out.startswith("worker c started"), err
     assert report(looop, "c.md") == "started\n"
+
+
+def test_configured_defaults_escalate_a_waiting_ask_and_time_leases(looop: Looop, fleet: Up) -> None:
+    fleet.configure(interactive=AGENT, interval="0.5s", ask_deadline="1s", claim_ttl="30m")
+    fleet.start()
+    asker = looop.popen("_", "ask", "w1", "--prompt", "Anyone there?")
+    wait_for(lambda: any(a["urgent"] for a in looop.state()["asks"]), what="the pulse to escalate the ask")
+    assert asker.poll() is None  # the configured deadline escalates; only --timeout ends a wait
+    state = looop.state()
+    assert state["summary"]["needs_decision"] == ["w1-1"]
+    looop.run("_", "answer", "w1-1", "here")
+    assert asker.communicate(timeout=30)[0] == "here\n"
+    looop.run("_", "claim", "w1", "db")
+    [lease] = looop.state()["claims"]
+    assert lease["expires"] is not None

@@ -23,6 +23,7 @@ from tests.conftest import (
     report,
     screen,
     script,
+    unique_marker,
     wait_for,
     worker,
 )
@@ -184,22 +185,24 @@ def test_thirty_workers_at_once_each_ask_and_down_leaves_no_process(looop: Looop
 
 
 def test_down_ends_a_worker_that_ignores_sigterm_and_the_children_it_forked(looop: Looop, fleet: Up) -> None:
-    looop.run("_", "worker", "start", "stubborn", script("spawn-child", "ignore-term", "say dug in"))
-    wait_for(lambda: processes_with("fake-grandchild"), what="the grandchild")
+    child = unique_marker("grandchild")
+    looop.run("_", "worker", "start", "stubborn", script(f"spawn-child {child}", "ignore-term", "say dug in"))
+    wait_for(lambda: processes_with(child), what="the grandchild")
     wait_for(lambda: "dug in" in screen(looop, "stubborn"), what="the script")
     pid = worker(looop, "stubborn")["pid"]
     assert "1 worker (stubborn)" in looop.run("down", timeout=120).stdout
     assert not alive(pid)
-    assert processes_with("fake-grandchild") == []
+    assert processes_with(child) == []
     final = worker(looop, "stubborn")
     assert (final["state"], final["signal"], final["killed_by"]) == ("killed", "SIGKILL", "looop")
 
 
 def test_a_worker_that_exits_leaving_a_child_has_its_group_ended(looop: Looop, fleet: Up) -> None:
-    looop.run("_", "worker", "start", "w1", script("spawn-child", "exit"))
+    child = unique_marker("grandchild")
+    looop.run("_", "worker", "start", "w1", script(f"spawn-child {child}", "exit"))
     final = ended(looop, "w1")
     assert (final["state"], final["exit_code"]) == ("exited", 0)
-    wait_for(lambda: processes_with("fake-grandchild") == [], timeout=10, what="the orphan to be ended")
+    wait_for(lambda: processes_with(child) == [], timeout=10, what="the orphan to be ended")
 
 
 def test_worker_verbs_refuse_bad_requests_with_one_line(looop: Looop, up: Up, tmp_path: Path) -> None:
