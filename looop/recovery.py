@@ -17,11 +17,11 @@ from looop.claims import release_claims_of
 from looop.errors import CorruptFile
 from looop.fsio import write_json
 from looop.mailbox import cancel_asks_of, iter_asks
-from looop.paths import PULSE_SESSION, DataDir
+from looop.paths import DataDir
 from looop.procenv import child_env
 from looop.procs import group_members, is_running, kill_group, marked_groups, pid_waiter
 from looop.sensing import SENSOR_MARK
-from looop.sessions import LIVE_STATES, holder_alive, read_record, session_ids
+from looop.sessions import LIVE_STATES, holder_alive, session_ids, worker_records
 
 ORPHAN_GRACE = 3.0
 STALE_TEMP = 600.0  # seconds: no verb takes this long between creating its temp file and renaming it
@@ -41,15 +41,11 @@ def recover(dd: DataDir) -> list[Corpse]:
     outlived its babysitter; cancel its asks and release its claims; end sensor runs a killed
     `up` left behind. Journaled and notified."""
     found: list[Corpse] = []
-    for session in session_ids(dd):
-        if session == PULSE_SESSION:
+    for session, record in worker_records(dd):
+        if isinstance(record, CorruptFile):
+            journal.record(dd, "recover", session, f"skipped: {record.detail}", who="looop")
             continue
-        try:
-            record = read_record(dd, session)
-        except CorruptFile as problem:
-            journal.record(dd, "recover", session, f"skipped: {problem.detail}", who="looop")
-            continue
-        if record is None or not (record.get("alive") or record.get("state") in LIVE_STATES):
+        if not (record.get("alive") or record.get("state") in LIVE_STATES):
             continue
         found.append(_bury(dd, session, record))
     sweep_temp_files(dd)
@@ -140,14 +136,8 @@ def reap(dd: DataDir, ttl: float, now: float | None = None) -> list[str]:
     asks; reports stay. A live session is never reaped; an unreadable one is left for a human."""
     now = time.time() if now is None else now
     reaped: list[str] = []
-    for session in session_ids(dd):
-        if session == PULSE_SESSION:
-            continue
-        try:
-            record = read_record(dd, session)
-        except CorruptFile:
-            continue
-        if record is None or record.get("alive") or record.get("state") in LIVE_STATES:
+    for session, record in worker_records(dd):
+        if isinstance(record, CorruptFile) or record.get("alive") or record.get("state") in LIVE_STATES:
             continue
         ended = record.get("ended")
         if not isinstance(ended, int | float) or now - ended <= ttl:

@@ -10,12 +10,13 @@ the babysitter records an end within moments, with how it ended.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from looop.errors import CorruptFile
 from looop.fsio import read_json
 from looop.ids import is_valid_id
-from looop.paths import DataDir
+from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running
 
 LIVE_STATES = ("starting", "running", "idle", "asking", "stalled")
@@ -28,6 +29,20 @@ def session_ids(dd: DataDir) -> list[str]:
         return sorted(n for n in os.listdir(dd.sessions) if is_valid_id(n))
     except FileNotFoundError:
         return []
+
+
+def worker_records(dd: DataDir) -> Iterator[tuple[str, dict[str, Any] | CorruptFile]]:
+    """Each worker session (the pulse's own is not one) with its record, or why it is unreadable."""
+    for session in session_ids(dd):
+        if session == PULSE_SESSION:
+            continue
+        try:
+            record = read_record(dd, session)
+        except CorruptFile as problem:
+            yield session, problem
+            continue
+        if record is not None:
+            yield session, record
 
 
 def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:

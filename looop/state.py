@@ -16,8 +16,8 @@ from looop.errors import ConfigError, CorruptFile
 from looop.ids import is_valid_id
 from looop.mailbox import pending_asks
 from looop.memory import list_goals
-from looop.paths import PULSE_SESSION, DataDir
-from looop.sessions import observed, read_record, session_ids
+from looop.paths import DataDir
+from looop.sessions import observed, worker_records
 from looop.upstatus import read_status
 
 MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
@@ -51,18 +51,13 @@ def read_workers(
     pending = pending_by_worker or {}
     workers: list[dict[str, Any]] = []
     problems: list[str] = []
-    for session in session_ids(dd):
-        if session == PULSE_SESSION:
+    for session, record in worker_records(dd):
+        if isinstance(record, CorruptFile):
+            problems.append(record.message)
             continue
-        try:
-            raw = read_record(dd, session)
-        except CorruptFile as problem:
-            problems.append(problem.message)
-            continue
-        if raw is not None:
-            view = observed(raw, session, pending.get(session))
-            view["screen_line"] = last_screen_line(dd, session)
-            workers.append(view)
+        view = observed(record, session, pending.get(session))
+        view["screen_line"] = last_screen_line(dd, session)
+        workers.append(view)
     return workers, problems
 
 

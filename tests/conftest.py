@@ -38,6 +38,7 @@ class Looop:
 
     data: Path
     env: dict[str, str] = field(default_factory=dict)
+    program: str = LOOOP  # the console script, or the single binary
 
     def run(
         self,
@@ -50,7 +51,7 @@ class Looop:
     ) -> subprocess.CompletedProcess[str]:
         """Run `looop ARGS`; assert the exit code unless `code` is None."""
         done = subprocess.run(
-            [LOOOP, *args],
+            [self.program, *args],
             cwd=cwd,
             input=input,
             capture_output=True,
@@ -68,7 +69,7 @@ class Looop:
 
     def popen(self, *args: str, stdin: int = subprocess.DEVNULL, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [LOOOP, *args],
+            [self.program, *args],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -36,43 +36,14 @@ def bare(binary: Path, tmp_path: Path) -> Iterator[Looop]:
     """The binary with nothing but HOME and a data dir in its environment (`env -i`)."""
     home = tmp_path / "home"
     home.mkdir()
-    runner = BinaryLooop(
-        tmp_path / "data", {"HOME": str(home), "LOOOP_DATA_DIR": str(tmp_path / "data")}, binary
+    runner = Looop(
+        tmp_path / "data", {"HOME": str(home), "LOOOP_DATA_DIR": str(tmp_path / "data")}, str(binary)
     )
     yield runner
     runner.run("down", code=None, timeout=60)
 
 
-class BinaryLooop(Looop):
-    def __init__(self, data: Path, env: dict[str, str], binary: Path) -> None:
-        super().__init__(data, env)
-        self.binary = binary
-
-    def run(
-        self,
-        *args: str,
-        input: str | None = None,
-        code: int | None = 0,
-        timeout: float = 30,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(self.binary), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**self.env, **(env or {})},
-            cwd=cwd or self.data.parent,
-            stdin=None if input is not None else subprocess.DEVNULL,
-        )
-        if code is not None:
-            assert done.returncode == code, f"looop {' '.join(args)}: {done.returncode}\n{done.stderr}"
-        return done
-
-
-def test_the_binary_is_the_whole_program_with_an_empty_environment(bare: BinaryLooop) -> None:
+def test_the_binary_is_the_whole_program_with_an_empty_environment(bare: Looop) -> None:
     manual = bare.run("--help").stdout
     assert "ROOT AGENT CONTRACT" in manual and "WORKER CONTRACT" in manual
     assert "looop  world " in bare.run("_", "state").stdout
@@ -95,7 +66,7 @@ def test_the_binary_is_the_whole_program_with_an_empty_environment(bare: BinaryL
     ask = wait_for(lambda: orjson.loads(bare.run("_", "state", "--json").stdout)["asks"], what="the ask")[0]
     bare.run("_", "answer", ask["id"], "yes")
     # the worker ran the binary as $LOOOP_BIN, without the unpack folder's libraries
-    assert report(bare, "w1.md") == f"yes bin={bare.binary} ld=\n"
+    assert report(bare, "w1.md") == f"yes bin={bare.program} ld=\n"
     wait_for(lambda: "worker end · w1 · killed: ended itself" in bare.journal(), what="the worker's end")
     assert bare.run("down").stdout.startswith(f"looop is down (pid {pid})")
     assert not alive(pid)

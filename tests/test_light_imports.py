@@ -23,6 +23,14 @@ print("HEAVY:" + ",".join(heavy), file=sys.stderr)
 """
 
 
+def probe(looop: Looop, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a verb through the real entry point in an interpreter that then lists what it imported."""
+    command = [sys.executable, "-c", PROBE, *argv]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=looop.env, stdin=subprocess.DEVNULL, timeout=30
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -35,14 +43,7 @@ print("HEAVY:" + ",".join(heavy), file=sys.stderr)
     ],
 )
 def test_verbs_stay_light(looop: Looop, argv: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv],
-        capture_output=True,
-        text=True,
-        env=looop.env,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-    )
+    done = probe(looop, argv)
     allowed = {"click", "orjson"}  # the fast path below avoids them; no verb needs the daemon's
     heavy = set(done.stderr.split("HEAVY:")[1].strip().split(",")) - {""}
     assert heavy <= allowed, done.stderr
@@ -54,14 +55,7 @@ def test_with_up_running_the_hottest_reads_import_neither_click_nor_orjson(
 ) -> None:
     up.configure()
     up.start()
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv],
-        capture_output=True,
-        text=True,
-        env=looop.env,
-        stdin=subprocess.DEVNULL,
-        timeout=30,
-    )
+    done = probe(looop, argv)
     assert done.stderr.endswith("HEAVY:\n"), done.stderr
     assert done.stdout.startswith("{" if "--json" in argv else "looop  world ")
 
