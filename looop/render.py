@@ -58,12 +58,12 @@ def _asks(asks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _workers(workers: list[dict[str, Any]], now: float) -> list[str]:
+def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str]:
     if not workers:
-        return ["\nworkers: none"]
+        return [f"\nworkers: none (at most {cap})"]
     working = [w for w in workers if w["alive"]]
     done = sorted((w for w in workers if not w["alive"]), key=lambda w: -(w.get("ended") or 0))
-    out = [f"\nworkers ({len(working)} working, {len(done)} done):"]
+    out = [f"\nworkers ({len(working)} working of at most {cap}, {len(done)} done):"]
     rows = [["ID", "STATE", "AGE", "SPEND", "ASK", "SCREEN / END"]]
     for worker in working + done[:DONE_SHOWN]:
         started = worker.get("started") or now
@@ -97,7 +97,7 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
             took = "?" if meta.get("duration") is None else f"{meta['duration']:.2f}s"
             out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
     out.extend(_asks(state["asks"]))
-    out.extend(_workers(state["workers"], now))
+    out.extend(_workers(state["workers"], now, (state.get("limits") or {}).get("max_workers", "?")))
     goals = state["goals"]
     out.append(f"\ngoals ({len(goals)}): {', '.join(goals)}" if goals else "\ngoals: none")
     snapshots = state["snapshots"]

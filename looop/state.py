@@ -10,7 +10,7 @@ import orjson
 
 from looop import journal, notify
 from looop.claims import all_claims
-from looop.config import load_config
+from looop.config import Config, load_config
 from looop.costs import spend_by_session
 from looop.errors import ConfigError, CorruptFile
 from looop.ids import is_valid_id
@@ -61,6 +61,12 @@ def read_workers(
     return workers, problems
 
 
+def safety_settings(config: Config | None) -> dict[str, Any]:
+    """The fleet's safety settings in force (the defaults when the config is unreadable)."""
+    names = ("max_workers", "budget", "stall_after", "ask_deadline", "claim_ttl", "session_ttl")
+    return {name: getattr(Config if config is None else config, name) for name in names}
+
+
 def last_screen_line(dd: DataDir, session: str) -> str:
     """The last non-empty line the worker's screen shows (what an operator glances at)."""
     try:
@@ -99,11 +105,12 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
     claims, claim_problems = all_claims(dd)
     goals = list_goals(dd)
     problems += worker_problems + claim_problems
-    limits = None
     try:
-        limits = load_config(dd.config).budget
+        config = load_config(dd.config)
     except ConfigError as exc:
         problems.append(exc.message)
+        config = None
+    limits = None if config is None else config.budget
     spend, total = spend_by_session(dd)
     public_asks = [a.public() for a in asks]
     return {
@@ -115,6 +122,7 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "goals": goals,
         "claims": [c.public() for c in claims],
         "spend": {"by_session": spend, "total": total, "budget": limits},
+        "limits": safety_settings(config),
         "notifications": notify.recent(dd),
         "summary": {
             "needs_decision": [a["id"] for a in sorted(public_asks, key=lambda a: not a["urgent"])],

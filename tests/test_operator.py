@@ -34,12 +34,14 @@ def test_status_shows_a_table_of_workers_and_what_needs_a_decision(looop: Looop,
     lines = looop.run("status").stdout.splitlines()
     assert "needs a decision (1):" in lines
     assert any(line.startswith("  alpha-1  from alpha, since ") for line in lines)
-    header = lines.index("workers (1 working, 1 done):")
+    header = lines.index("workers (1 working of at most 10, 1 done):")
     assert lines[header + 1].split() == ["ID", "STATE", "AGE", "SPEND", "ASK", "SCREEN", "/", "END"]
     alpha, beta = lines[header + 2].split(), lines[header + 3].split()
     assert alpha[:2] == ["alpha", "asking"] and alpha[3:6] == ["0.5", "usd", "alpha-1"]
     assert "asking: Go on?" in lines[header + 2]
     assert beta[:2] == ["beta", "exited"] and "exit 0" in lines[header + 3]
+    limits = looop.state()["limits"]
+    assert (limits["max_workers"], limits["stall_after"], limits["ask_deadline"]) == (10, 900.0, 3600.0)
 
 
 def test_logs_print_and_follow_a_transcript_as_clean_text(looop: Looop, fleet: Up) -> None:
