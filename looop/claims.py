@@ -155,33 +155,31 @@ def all_claims(dd: DataDir) -> tuple[list[Claim], list[str]]:
 def release_stale(dd: DataDir, holder_alive: Callable[[str], bool | None]) -> list[str]:
     """Release leases that expired, or whose holder is known and no longer alive
     (`holder_alive` returns None for a holder it does not know: such a lease stays)."""
-    released: list[str] = []
     now = time.time()
+
+    def why(item: Claim) -> str | None:
+        if item.expired(now):
+            return "its lease expired"
+        return f"{item.holder} is no longer alive" if holder_alive(item.holder) is False else None
+
+    return _release(dd, why)
+
+
+def release_claims_of(dd: DataDir, session: str, why: str) -> list[str]:
+    """Drop every lease `session` holds (it ended); return the resources."""
+    return _release(dd, lambda item: why if item.holder == session else None)
+
+
+def _release(dd: DataDir, reason: Callable[[Claim], str | None]) -> list[str]:
+    """Remove each lease `reason` gives a reason for, journaled with it; return the resources."""
+    released: list[str] = []
     with StoreLock.for_path(dd.store_lock).held():
         for item in all_claims(dd)[0]:
-            if item.expired(now):
-                why = "its lease expired"
-            elif holder_alive(item.holder) is False:
-                why = f"{item.holder} is no longer alive"
-            else:
+            if (why := reason(item)) is None:
                 continue
             _remove(dd, item.resource)
             journal.record(
                 dd, "unclaim", item.resource, f"released from {item.holder}", reason=why, who="looop"
             )
             released.append(item.resource)
-    return released
-
-
-def release_claims_of(dd: DataDir, session: str, why: str) -> list[str]:
-    """Drop every lease `session` holds (it ended); return the resources."""
-    released: list[str] = []
-    with StoreLock.for_path(dd.store_lock).held():
-        for item in all_claims(dd)[0]:
-            if item.holder == session:
-                _remove(dd, item.resource)
-                journal.record(
-                    dd, "unclaim", item.resource, f"released from {session}", reason=why, who="looop"
-                )
-                released.append(item.resource)
     return released
