@@ -17,14 +17,12 @@ import pykka
 
 from looop import budget, journal
 from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
-from looop.claims import all_claims
 from looop.config import Config, load_config
 from looop.contract import RESUMED, agent_argv, command_argv, worker_prompt
 from looop.costs import spend_by_session
 from looop.errors import Conflict, InvalidInput, LooopError, NotFound
 from looop.fsio import atomic_write, ensure_dir
 from looop.ids import check_id
-from looop.mailbox import pending_asks
 from looop.notify import notify
 from looop.paths import DataDir
 from looop.procenv import worker_env
@@ -197,31 +195,32 @@ class Fleet:
         final = handle.final
         return {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
 
-    def refresh(self) -> None:
-        """Tell each live session its pending ask and claims (files changed)."""
+    def refresh(self, world: Callable[[], dict[str, Any]]) -> None:
+        """Files changed: tell each live session its pending ask and claims, and enforce the
+        budget, all from `world()`, the state exactly as the root agent sees it."""
         with self._lock:
-            live = [(s, ref) for s, (ref, h) in self._sessions.items() if not h.ended.is_set()]
+            live = {s: ref for s, (ref, h) in self._sessions.items() if not h.ended.is_set()}
         if not live:
             return
-        oldest: dict[str, str] = {}
-        for ask in pending_asks(self.dd)[0]:
-            oldest.setdefault(ask.worker, ask.id)
+        state = world()
+        pending = {w["id"]: w["pending_ask"] for w in state["workers"]}
         held: dict[str, list[str]] = {}
-        for claim in all_claims(self.dd)[0]:
-            held.setdefault(claim.holder, []).append(claim.resource)
-        for session, ref in live:
-            tell_quietly(ref, Refresh(oldest.get(session), tuple(held.get(session, ()))))
-        self._enforce_budget(dict(live))
+        for claim in state["claims"]:
+            held.setdefault(claim["holder"], []).append(claim["resource"])
+        spent = state["spend"]["by_session"]
+        for session, ref in live.items():
+            tell_quietly(
+                ref, Refresh(pending.get(session), tuple(held.get(session, ())), spent.get(session, {}))
+            )
+        self._enforce_budget(live, state)
 
-    def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]]) -> None:
-        """Notify each new 80 %/100 % crossing once; stop a live worker past its own budget."""
-        try:
-            limits = load_config(self.dd.config).budget
-        except LooopError:
-            return  # a broken config is reported in the state; keep the last behaviour
+    def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]], state: dict[str, Any]) -> None:
+        """Notify each new 80 %/100 % crossing once; stop a live worker past its own budget.
+        A broken config counts as none (the state reports it)."""
+        limits = state["limits"]["budget"]
         if not limits:
             return
-        found = budget.crossings(limits, *spend_by_session(self.dd))
+        found = budget.crossings(limits, state["spend"]["by_session"], state["spend"]["total"])
         for crossing in budget.new_notices(self.dd, found):
             consequence = ""
             if crossing.level == 100:

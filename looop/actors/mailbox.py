@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -39,6 +40,8 @@ class Changed:
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+World = Callable[[], dict[str, Any]]
+"""The state as `gather` reads it, read at most once per change however many need it."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class MailboxActor(SupervisedActor):
         dd: DataDir,
         handlers: dict[str, Handler],
         link: Link,
-        on_change: Callable[[], None] | None = None,
+        on_change: Callable[[World], None] | None = None,
     ) -> None:
         super().__init__(link)
         self.dd = dd
@@ -92,9 +95,10 @@ class MailboxActor(SupervisedActor):
         if isinstance(message, Incoming):
             self._incoming(message.conn, message.request)
         elif isinstance(message, Changed):
+            world: World = functools.cache(lambda: gather(self.dd))
             if self.on_change is not None:
-                self.on_change()
-            self._check()
+                self.on_change(world)
+            self._check(world)
         else:
             super().handle(message)
 
@@ -180,22 +184,25 @@ class MailboxActor(SupervisedActor):
             return
         control.send_raw(conn, b"ok\n" + output)
 
-    def _check(self) -> None:
+    def _check(self, world: World | None = None) -> None:
         """Reply to every waiter whose condition now holds; forget those who hung up."""
         self._world_waiters = [w for w in self._world_waiters if not control.is_closed(w.conn)]
         self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not control.is_closed(c)]
         if self._world_waiters:
-            state = gather(self.dd)
-            world = state["world_hash"]
-            due = [w for w in self._world_waiters if w.since != world]
-            self._world_waiters = [w for w in self._world_waiters if w.since == world]
+            state = world() if world is not None else gather(self.dd)
+            digest = state["world_hash"]
+            due = [w for w in self._world_waiters if w.since != digest]
+            self._world_waiters = [w for w in self._world_waiters if w.since == digest]
             if any(w.as_json is not None for w in due):
-                atomic_write(self.dd.last_tick_hash, (world + "\n").encode())
+                atomic_write(self.dd.last_tick_hash, (digest + "\n").encode())
+            shown: dict[bool, bytes] = {}  # rendered once per format, however many wait
             for waiter in due:
                 if waiter.as_json is None:
-                    control.send_quietly(waiter.conn, {"ok": True, "world_hash": world})
+                    control.send_quietly(waiter.conn, {"ok": True, "world_hash": digest})
                 else:
-                    control.send_raw(waiter.conn, b"ok\n" + state_output(state, waiter.as_json))
+                    if waiter.as_json not in shown:
+                        shown[waiter.as_json] = b"ok\n" + state_output(state, waiter.as_json)
+                    control.send_raw(waiter.conn, shown[waiter.as_json])
         waiting: list[tuple[socket.socket, str]] = []
         for conn, ask_id in self._answer_waiters:
             try:

@@ -64,10 +64,11 @@ class Terminate:
 
 @dataclass(frozen=True)
 class Refresh:
-    """Facts from other files changed: the worker's oldest pending ask and the claims it holds."""
+    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend."""
 
     pending_ask: str | None
     claims: tuple[str, ...]
+    cost: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,9 @@ class SessionActor(SupervisedActor):
         elif isinstance(message, _Tick):
             self._check_stall()
         elif isinstance(message, Refresh):
-            self._record.update(pending_ask=message.pending_ask, claims=list(message.claims))
-            self._record["cost"] = cost_totals(self.dd, self.spec.id)
+            self._record.update(
+                pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
+            )
             self._update_live_state()
         elif isinstance(message, Terminate):
             self._terminate(message)
