@@ -484,7 +484,8 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...]) -> None:
 def worker_kill(worker_id: str, reason: str) -> None:
     """End worker ID's whole process group (SIGTERM, then SIGKILL after `kill_grace`).
 
-    Its pending asks are cancelled and its claims released. Killing an ended worker is a no-op.
+    Its undelivered asks (answered ones too) are cancelled and its claims released. Killing an
+    ended worker is a no-op.
     """
     from looop.control import call
     from looop.ids import check_id
