@@ -324,8 +324,11 @@ def ask_command(
     With --timeout S the ask has a deadline: unanswered by then it resolves to --default, or,
     without one, it is escalated to the human (urgent in the state, a notification) and this
     exits 124 (run the same ask again to keep waiting). Exits 8 when the ask is cancelled.
-    Running the same ask again re-attaches to it, with its first deadline.
+    Running the same ask again in the same run of the worker re-attaches to it, with its first
+    deadline; a new run of the worker (or an ask from outside it) asks anew.
     """
+    import os
+
     from looop.config import setting
     from looop.ids import check_id
     from looop.mailbox import await_answer, open_ask, parse_options
@@ -335,7 +338,9 @@ def ask_command(
     question = read_body(prompt, "prompt").strip()
     dd = data_dir()
     deadline = timeout if timeout is not None else setting(dd.config, "ask_deadline")
-    ask = open_ask(dd, session, question, reference, choices, deadline, default)
+    # inside a worker, the ask belongs to this run of it: only this run re-attaches to it
+    run = os.environ.get("LOOOP_RUN_ID") if os.environ.get("LOOOP_SESSION_ID") == session else None
+    ask = open_ask(dd, session, question, reference, choices, deadline, default, run or None)
     click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
     # only an explicit --timeout or --default ends the wait; the configured deadline only escalates
     waits_for_deadline = timeout is not None or default is not None
@@ -479,7 +484,8 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...]) -> None:
 def worker_kill(worker_id: str, reason: str) -> None:
     """End worker ID's whole process group (SIGTERM, then SIGKILL after `kill_grace`).
 
-    Its pending asks are cancelled and its claims released. Killing an ended worker is a no-op.
+    Its undelivered asks (answered ones too) are cancelled and its claims released. Killing an
+    ended worker is a no-op.
     """
     from looop.control import call
     from looop.ids import check_id

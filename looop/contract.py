@@ -33,7 +33,8 @@ Run ONE blocking command; it returns when the root agent answers:
 
 It prints the answer on stdout and exits 0; exit 8 means the ask was cancelled (stop that line
 of work). If your tool kills a long wait, run the very same command again: it re-attaches to
-the same ask. Never guess where a decision is needed, and never do anything irreversible
+the same ask (if you were restarted, it asks anew: an answer you never received is void).
+Never guess where a decision is needed, and never do anything irreversible
 (merge, deploy, delete, publish, pay, send in someone's name) without an explicit "yes".
 
 ## Shared resources: lease them

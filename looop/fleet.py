@@ -149,6 +149,7 @@ class Fleet:
         )
         atomic_write(dd.prompt(session), prompt.full.encode())
         atomic_write(dd.contract(session), prompt.contract.encode())
+        run = uuid.uuid4().hex  # this run's own: an ask of an earlier run of the id is not its
         if read_record(dd, session) is not None:
             transcript = dd.transcript(session)
             if transcript.exists():
@@ -165,12 +166,13 @@ class Fleet:
             session,
             argv,
             sandbox.cwd,
-            worker_env(dd, session),
+            worker_env(dd, session, run),
             sandbox.public(),
             config.idle_after,
             config.kill_grace,
             config.stall_after,
             agent_session,
+            run,
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The worker <-> root-agent mailbox: `asks/ID.json` and `answers/ID.json`.
 
 An ask is pending while it has no answer file. Cancelling writes an answer file marked
-`cancelled`, so one file decides an ask's fate and nothing is held in memory.
+`cancelled`, so one file decides an ask's fate and nothing is held in memory. An ask made inside a
+worker carries that worker's run (`LOOOP_RUN_ID`): only the same run re-attaches to it, and when the
+run ends its undelivered asks are cancelled, answered or not, so a later run never takes them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Ask:
     deadline: float | None = None  # when it resolves to `default`, or is escalated
     default: str | None = None
     urgent: bool = False  # escalated to the human: its deadline passed without a default
+    run: str | None = None  # the run of the worker that asked; None from outside any run
 
     def public(self) -> dict[str, Any]:
         """The fields the root agent sees in the state."""
@@ -62,6 +65,7 @@ class Ask:
                 deadline=None if raw.get("deadline") is None else float(raw["deadline"]),
                 default=None if raw.get("default") is None else str(raw["default"]),
                 urgent=bool(raw.get("urgent", False)),
+                run=None if raw.get("run") is None else str(raw["run"]),
             )
         except (KeyError, TypeError, ValueError, InvalidInput) as exc:
             raise CorruptFile(str(path), f"not a valid ask ({exc})") from None
@@ -136,11 +140,14 @@ def open_ask(
     options: list[str] | None,
     timeout: float | None = None,
     default: str | None = None,
+    run: str | None = None,
 ) -> Ask:
-    """File a new ask, or re-attach to this session's identical one that is not yet delivered.
+    """File a new ask, or re-attach to this session's identical one of the same `run` that is not
+    yet delivered.
 
     Re-attaching lets a worker whose tool killed a long `_ ask` simply run it again (the ask keeps
-    its first deadline). `timeout` sets the deadline, when the ask resolves to `default`, or is
+    its first deadline); a new run of the worker, or an ask from outside any run (`run` None),
+    never takes a run's ask. `timeout` sets the deadline, when the ask resolves to `default`, or is
     escalated to the human without one.
     """
     check_id(session, "session id")
@@ -150,7 +157,7 @@ def open_ask(
         default = _canonical(options, default, "--default")
     with _store_lock(dd).held():
         for item in iter_asks(dd):
-            if isinstance(item, CorruptFile) or item.worker != session:
+            if isinstance(item, CorruptFile) or (item.worker, item.run) != (session, run):
                 continue
             if (item.prompt, item.reference, item.options) != (prompt, reference, options):
                 continue
@@ -159,7 +166,9 @@ def open_ask(
                 return item
         now = time.time()
         deadline = None if timeout is None else now + timeout
-        ask = Ask(_next_ask_id(dd, session), session, prompt, reference, options, now, deadline, default)
+        ask = Ask(
+            _next_ask_id(dd, session), session, prompt, reference, options, now, deadline, default, run=run
+        )
         write_json(dd.ask(ask.id), asdict(ask))
         shown = f"{prompt}" + (f" [{', '.join(options)}]" if options else "")
         journal.record(dd, "ask", ask.id, shown, who=session)
@@ -252,21 +261,37 @@ def settle_overdue(dd: DataDir) -> list[str]:
 
 
 def cancel_ask(dd: DataDir, ask_id: str, reason: str) -> bool:
-    """Mark a pending ask cancelled (its asker then exits non-zero); False if it was not pending."""
+    """Cancel an undelivered ask for good: a pending one, or an answered one whose answer never
+    reached its asker (that answer is void). An asker still waiting on it exits 8 (Cancelled).
+    False if it was delivered or cancelled already (or its answer file is unreadable)."""
     with _store_lock(dd).held():
-        if not dd.ask(ask_id).exists() or _read_answer(dd, ask_id) is not None:
+        if not dd.ask(ask_id).exists():
             return False
-        write_json(
-            dd.answer(ask_id), {"id": ask_id, "cancelled": True, "reason": reason, "answered_at": time.time()}
-        )
-        journal.record(dd, "ask cancelled", ask_id, reason, who="looop")
+        try:
+            answer = _read_answer(dd, ask_id)
+        except CorruptFile:
+            return False  # hand-damaged: left for a human, as the state reports it
+        now = time.time()
+        if answer is None:
+            write_json(
+                dd.answer(ask_id), {"id": ask_id, "cancelled": True, "reason": reason, "answered_at": now}
+            )
+            journal.record(dd, "ask cancelled", ask_id, reason, who="looop")
+            return True
+        if answer.get("delivered_at") or answer.get("cancelled"):
+            return False
+        write_json(dd.answer(ask_id), {**answer, "cancelled": True, "reason": reason, "cancelled_at": now})
+        detail = f"{reason}; its answer {answer.get('answer')} was never delivered"
+        journal.record(dd, "ask cancelled", ask_id, detail, who="looop")
     return True
 
 
 def cancel_asks_of(dd: DataDir, session: str, reason: str) -> list[str]:
-    """Cancel every pending ask of `session`; return their ids."""
-    pending, _ = pending_asks(dd)
-    return [a.id for a in pending if a.worker == session and cancel_ask(dd, a.id, reason)]
+    """A worker's run ended: cancel every undelivered ask of `session` (pending, or answered but
+    not delivered), so that no later run of that id takes its answer; return their ids."""
+    asks = [a for a in iter_asks(dd) if not isinstance(a, CorruptFile) and a.worker == session]
+    asks.sort(key=lambda a: (a.created, a.id))
+    return [a.id for a in asks if cancel_ask(dd, a.id, reason)]
 
 
 def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
@@ -289,10 +314,10 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
             f"ask {ask_id} is still unanswered at its deadline and was escalated to the human;"
             " run the same ask again to wait on"
         )
-    if answer.get("cancelled"):
-        raise Cancelled(f"ask {ask_id} was cancelled: {answer.get('reason') or 'no reason given'}")
-    with _store_lock(dd).held():
+    with _store_lock(dd).held():  # one step with `cancel_ask`: delivered, or cancelled, never both
         current = _read_answer(dd, ask_id) or answer
+        if current.get("cancelled"):
+            raise Cancelled(f"ask {ask_id} was cancelled: {current.get('reason') or 'no reason given'}")
         if not current.get("delivered_at"):
             write_json(dd.answer(ask_id), {**current, "delivered_at": time.time()})
-    return str(answer["answer"])
+    return str(current["answer"])

@@ -94,8 +94,9 @@ WORKERS
     exited    ended on its own (exit_code says how)
     killed    ended by you, by itself (`_ kill`), or by `looop down`
     dead      killed by a signal nobody sent, or found gone
-  An ended worker never restarts by itself; its asks are cancelled and its
-  claims released. `cat sessions/ID/screen.txt` shows its screen now;
+  An ended worker never restarts by itself; its undelivered asks are
+  cancelled (an answer it never took is void) and its claims released.
+  `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again.
   If `up` was killed, the next `up` marks its workers dead (ending any that
@@ -109,7 +110,8 @@ WORKER CONTRACT (injected at the top of every worker's prompt)
   It prints the answer and exits 0; it exits 8 if the ask was cancelled.
   With --timeout S the ask has a deadline: then it takes --default A, or
   is escalated to the human (urgent) and the call exits 124.
-  If a tool kills the wait, running the same ask again re-attaches to it.
+  If a tool kills the wait, running the same ask again re-attaches to it
+  (only within the same run: a restarted worker's ask is a new one).
   Workers also run:
     "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" RESOURCE [--ttl S] [--wait]
     "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" RESOURCE   release it
@@ -183,7 +185,8 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
 ENVIRONMENT
   LOOOP_DATA_DIR   the data dir          LOOOP_CONFIG   the config file
   LOOOP_BIN, LOOOP_SESSION_ID            set by looop inside each worker
-                                         (with LOOOP_DATA_DIR and TERM)
+                                         (with LOOOP_RUN_ID, LOOOP_DATA_DIR
+                                         and TERM)
   XDG_STATE_HOME   base of the default data dir
 
 EXIT CODES

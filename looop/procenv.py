@@ -60,12 +60,14 @@ def looop_bin(dd: DataDir) -> str:
     return str(wrapper)
 
 
-def worker_env(dd: DataDir, session: str) -> dict[str, str]:
-    """A worker's environment: the user's, a terminal, and how to reach looop."""
+def worker_env(dd: DataDir, session: str, run: str) -> dict[str, str]:
+    """A worker's environment: the user's, a terminal, and how to reach looop (`run` names this
+    run of the session: its asks are its own)."""
     env = child_env(
         {
             "LOOOP_BIN": looop_bin(dd),
             "LOOOP_SESSION_ID": session,
+            "LOOOP_RUN_ID": run,
             "LOOOP_DATA_DIR": str(dd.root),
             "TERM": "xterm-256color",
         }

@@ -41,6 +41,7 @@ class SessionSpec:
     kill_grace: float
     stall_after: float
     agent_session: str
+    run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
 
 
 @dataclass
@@ -122,6 +123,7 @@ class SessionActor(SupervisedActor):
             "cwd": str(spec.cwd),
             "sandbox": spec.sandbox,
             "agent_session": spec.agent_session,
+            "run": spec.run,
             "started": time.time(),
             "state": "starting",
             "alive": False,
@@ -265,7 +267,8 @@ class SessionActor(SupervisedActor):
         timer.start()
 
     def _finish(self, exit_status: Exit) -> None:
-        """Record the end once: state, exit status, asks cancelled, claims released, journaled."""
+        """Record the end once: state, exit status, undelivered asks cancelled (answered ones too),
+        claims released, journaled."""
         if self._finished:
             return
         self._finished = True
