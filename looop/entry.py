@@ -82,10 +82,14 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def check_input(argv: list[str], environ: Mapping[str, str]) -> None:
-    """Refuse, before any verb runs, an argument or `LOOOP_*` variable looop cannot carry as text
-    (bytes that are not UTF-8; `InvalidInput`). Plain ASCII, the usual case, costs no import."""
+    """Refuse, before any verb runs, an argument, a `LOOOP_*` variable or a data dir path that
+    looop cannot carry as text (bytes that are not UTF-8; `InvalidInput`). Plain ASCII, the usual
+    case, costs no import."""
+    from looop.locate import data_root
+
     ours = [(k, v) for k, v in environ.items() if k.startswith("LOOOP_")]
-    if all(a.isascii() for a in argv) and all(k.isascii() and v.isascii() for k, v in ours):
+    root = data_root()
+    if all(a.isascii() for a in [*argv, root]) and all(k.isascii() and v.isascii() for k, v in ours):
         return
     from looop.ids import check_text
 
@@ -94,6 +98,7 @@ def check_input(argv: list[str], environ: Mapping[str, str]) -> None:
     for key, value in ours:
         check_text(key, "variable name")
         check_text(value, f"${key}")
+    check_text(root, "the data dir")
 
 
 def main() -> NoReturn:

@@ -166,13 +166,26 @@ def test_stdin_that_is_not_utf8_or_holds_a_nul_is_refused(looop: Looop, body: by
     assert tree(looop.data) == before
 
 
-def test_a_looop_variable_that_is_not_utf8_is_refused(looop: Looop) -> None:
+def test_a_looop_variable_or_data_dir_that_is_not_utf8_is_refused(looop: Looop, tmp_path: Path) -> None:
     looop.run("_", "state")
     before = tree(looop.data)
     done = looop.run("_", "goal", "write", "g3", "body", code=None, env={"LOOOP_SESSION_ID": "w" + BAD})
     refused(done, "LOOOP_SESSION_ID")
     assert "LOOOP_SESSION_ID" in done.stderr
     assert tree(looop.data) == before
+    home = tmp_path / ("home" + BAD)
+    unset = {k: v for k, v in looop.env.items() if k not in ("LOOOP_DATA_DIR", "XDG_STATE_HOME")}
+    for argv in (["_", "state"], ["_", "goal", "write", "g3", "body"], ["up"]):
+        done = subprocess.run(
+            [looop.program, *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**unset, "HOME": str(home)},
+        )
+        refused(done, argv)
+        assert "data dir" in done.stderr, done.stderr
+    assert not home.exists()
 
 
 def test_a_nul_in_a_worker_prompt_on_stdin_starts_nothing(looop: Looop, up: Up) -> None:
