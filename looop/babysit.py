@@ -143,6 +143,20 @@ class Screen:
         return any(marker in lowered for marker in BUSY_MARKERS)
 
 
+def exec_problem(argv: list[str], env: dict[str, str], cwd: str) -> str | None:
+    """Why exec could not take this command, environment and directory, else None. (Bytes that
+    are not UTF-8 are fine here: they travel back to the OS as the bytes they came from.)"""
+    if not argv or not argv[0]:
+        return "no command"
+    if any("\0" in arg for arg in argv):
+        return "an argument holds a NUL byte"
+    if any(not key or "=" in key or "\0" in key or "\0" in value for key, value in env.items()):
+        return "an environment variable holds a NUL byte or a bad name"
+    if "\0" in cwd:
+        return "the directory holds a NUL byte"
+    return None
+
+
 ActivitySink = Callable[[bool, float], None]
 """Called with (active, wall-clock time of the last output) when output starts or goes quiet."""
 
@@ -170,23 +184,45 @@ class PtySession:
         self.last_output: float | None = None
 
     def spawn(self) -> int:
-        """Start the agent; return its pid (also its process group)."""
+        """Start the agent; return its pid (also its process group).
+
+        What exec would refuse is refused before the fork. In the forked child, the directory
+        change and the exec run as ptyprocess's `preexec_fn`, whose every exception it sends back
+        here and ends the child with `os._exit`: an exception escaping in the child would unwind
+        this process's Python code there (an actor's crash cleanup, recording a worker's end).
+        """
+        name = repr(self.argv[0]) if self.argv else "the agent"
+        problem = exec_problem(self.argv, self.env, str(self.cwd))
+        if problem is not None:
+            raise SpawnError(f"cannot start {name}: {problem}")
+        found = pexpect.which(self.argv[0], env=self.env)
+        if found is None:
+            raise SpawnError(f"cannot start {name}: not found, or not executable")
+        path = os.path.abspath(found)
+        argv, env, cwd = [path, *self.argv[1:]], self.env, str(self.cwd)
+
+        def exec_agent() -> None:  # in the forked child only
+            os.chdir(cwd)
+            os.execve(path, argv, env)
+
         try:
             with _spawn_lock:
                 self.child = pexpect.spawn(
-                    self.argv[0],
-                    self.argv[1:],
-                    env=self.env,
-                    cwd=str(self.cwd),
+                    path,
+                    argv[1:],
+                    env=env,
+                    preexec_fn=exec_agent,
                     dimensions=(ROWS, COLS),
                     use_poll=True,
                     encoding=None,
                     timeout=None,
                 )
         except pexpect.ExceptionPexpect as exc:
-            raise SpawnError(f"cannot start {self.argv[0]!r}: {exc}") from None
+            raise SpawnError(f"cannot start {name}: {exc}") from None
         except OSError as exc:
-            raise SpawnError(f"cannot start {self.argv[0]!r}: {exc.strerror or exc}") from None
+            raise SpawnError(f"cannot start {name}: {exc.strerror or exc}") from None
+        except Exception as exc:  # reported by the child: ptyprocess re-raises it by its type's name
+            raise SpawnError(f"cannot start {name}: {exc}") from None
         self.pid = int(self.child.pid)
         return self.pid
 

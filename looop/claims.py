@@ -10,7 +10,7 @@ from typing import Any
 from looop import journal
 from looop.errors import ClaimHeld, CorruptFile
 from looop.fsio import StoreLock, fsync_dir, read_json, write_json
-from looop.ids import check_id, is_valid_id
+from looop.ids import check_id, check_session_id, is_valid_id
 from looop.paths import DataDir
 
 
@@ -54,7 +54,7 @@ def _read(dd: DataDir, resource: str) -> Claim | None:
 def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) -> bool:
     """Lease `resource` to `session` (for `ttl` seconds, else until released): False if it held
     it already (a `ttl` renews it), `ClaimHeld` if another session holds an unexpired lease."""
-    check_id(session, "session id")
+    check_session_id(session)
     check_id(resource, "resource")
     now = time.time()
     expires = None if ttl is None else now + ttl
@@ -114,7 +114,7 @@ def _read_quietly(dd: DataDir, resource: str) -> Claim | None:
 
 def unclaim(dd: DataDir, session: str, resource: str) -> bool:
     """Release `session`'s lease on `resource`; False if nobody held it; `ClaimHeld` if another does."""
-    check_id(session, "session id")
+    check_session_id(session)
     check_id(resource, "resource")
     with StoreLock.for_path(dd.store_lock).held():
         try:

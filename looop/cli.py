@@ -30,14 +30,16 @@ class ManualGroup(click.Group):
 
 
 def read_body(inline: tuple[str, ...] | str | None, what: str) -> str:
-    """An inline body, else all of stdin; refuse to wait on a terminal."""
+    """An inline body, else all of stdin (UTF-8 without NUL bytes); refuse to wait on a terminal."""
     if isinstance(inline, tuple):
         inline = " ".join(inline) if inline else None
     if inline is not None:
         return inline
     if sys.stdin.isatty():
         raise InvalidInput(f"no {what} given: pass it inline or pipe it on stdin")
-    return sys.stdin.read()
+    from looop.ids import decode_text
+
+    return decode_text(sys.stdin.buffer.read(), f"the {what} on stdin")
 
 
 def parse_seconds(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -73,7 +75,7 @@ def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.
     def complete(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
         import os
 
-        from looop.ids import is_valid_id
+        from looop.ids import RESERVED_SESSIONS, is_valid_id
         from looop.locate import data_root
 
         try:
@@ -81,7 +83,9 @@ def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.
         except OSError:
             return []
         ids = [n.removesuffix(suffix) for n in names if n.endswith(suffix) and not n.startswith(".")]
-        return sorted(i for i in ids if is_valid_id(i) and i.startswith(incomplete) and i != "pulse")
+        return sorted(
+            i for i in ids if is_valid_id(i) and i.startswith(incomplete) and i not in RESERVED_SESSIONS
+        )
 
     return complete
 
@@ -97,10 +101,10 @@ complete_goals = _ids_in("goals", ".md")
 def logs_command(worker_id: str, follow: bool) -> None:
     """Print worker ID's transcript as clean text (escape codes removed)."""
     from looop.follow import print_transcript
-    from looop.ids import check_id
+    from looop.ids import check_session_id
     from looop.sessions import live_record
 
-    check_id(worker_id, "worker id")
+    check_session_id(worker_id, "worker id")
     dd = data_dir()
     if not dd.session(worker_id).is_dir():
         raise NotFound(f"no worker {worker_id!r} (see `looop status`)")
@@ -330,10 +334,10 @@ def ask_command(
     import os
 
     from looop.config import setting
-    from looop.ids import check_id
+    from looop.ids import check_session_id
     from looop.mailbox import await_answer, open_ask, parse_options
 
-    check_id(session, "session id")
+    check_session_id(session)
     choices = parse_options(options)
     question = read_body(prompt, "prompt").strip()
     dd = data_dir()
@@ -366,9 +370,9 @@ def claim_command(
     """
     from looop.claims import claim, claim_when_free
     from looop.config import setting
-    from looop.ids import check_id
+    from looop.ids import check_id, check_session_id
 
-    check_id(session, "session id")
+    check_session_id(session)
     check_id(resource, "resource")
     if ttl == 0:
         raise InvalidInput("--ttl must be more than 0 seconds")
@@ -387,9 +391,9 @@ def claim_command(
 def unclaim_command(session: str, resource: str) -> None:
     """(worker) Release SESSION's lease on RESOURCE."""
     from looop.claims import unclaim
-    from looop.ids import check_id
+    from looop.ids import check_id, check_session_id
 
-    check_id(session, "session id")
+    check_session_id(session)
     check_id(resource, "resource")
     released = unclaim(data_dir(), session, resource)
     click.echo(f"{resource}: {'released' if released else 'was not claimed'}")
@@ -403,9 +407,9 @@ def unclaim_command(session: str, resource: str) -> None:
 def cost_command(session: str, amount: str, unit: str, note: str | None) -> None:
     """(worker) Report spend: AMOUNT in UNIT, added to SESSION's totals."""
     from looop.costs import parse_amount, report_cost
-    from looop.ids import check_id
+    from looop.ids import check_session_id
 
-    check_id(session, "session id")
+    check_session_id(session)
     totals = report_cost(data_dir(), session, parse_amount(amount), unit, note)
     click.echo(f"{session}: total " + ", ".join(f"{v:g} {u}" for u, v in sorted(totals.items())))
 
@@ -438,15 +442,18 @@ def worker_start(
     import os
 
     from looop.control import call
-    from looop.ids import check_id
+    from looop.ids import check_session_id, check_text
 
-    check_id(worker_id, "worker id")
+    check_session_id(worker_id, "worker id")
     task = read_body(prompt, "prompt")
     if cwd is None and worktree is None:
         cwd = os.getcwd()
     # the up process resolves paths in its own directory: send them absolute
     cwd = None if cwd is None else os.path.abspath(os.path.expanduser(cwd))
     worktree = None if worktree is None else os.path.abspath(os.path.expanduser(worktree))
+    for path, what in ((cwd, "directory"), (worktree, "repository")):
+        if path is not None:  # the request is JSON: a path that is not UTF-8 cannot travel
+            check_text(path, what)
     request = {
         "op": "worker_start",
         "id": worker_id,
@@ -470,9 +477,9 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...]) -> None:
     that the agent's session id was fixed at start.
     """
     from looop.control import call
-    from looop.ids import check_id
+    from looop.ids import check_session_id
 
-    check_id(worker_id, "worker id")
+    check_session_id(worker_id, "worker id")
     request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt)}
     reply = call(data_dir(), request, timeout=180)
     click.echo(f"worker {worker_id} resumed (pid {reply['pid']}) in {reply['cwd']}")
@@ -488,9 +495,9 @@ def worker_kill(worker_id: str, reason: str) -> None:
     ended worker is a no-op.
     """
     from looop.control import call
-    from looop.ids import check_id
+    from looop.ids import check_session_id
 
-    check_id(worker_id, "worker id")
+    check_session_id(worker_id, "worker id")
     request = {
         "op": "worker_kill",
         "id": worker_id,
@@ -518,9 +525,9 @@ def kill_command(session: str, reason: str) -> None:
     import signal
 
     from looop.control import call
-    from looop.ids import check_id
+    from looop.ids import check_session_id
 
-    check_id(session, "session id")
+    check_session_id(session)
     caller = os.environ.get("LOOOP_SESSION_ID")
     if caller and caller != session:
         raise InvalidInput(

@@ -53,10 +53,14 @@ def _count(value: object) -> int:
 
 def _argv(value: object) -> list[str]:
     if isinstance(value, str) and value.strip():
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return list(value)
-    raise ValueError("expected a non-empty string or a list of non-empty strings")
+        argv = [value]
+    elif isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        argv = list(value)
+    else:
+        raise ValueError("expected a non-empty string or a list of non-empty strings")
+    if any("\0" in arg for arg in argv):
+        raise ValueError("a command cannot hold a NUL byte")
+    return argv
 
 
 def _optional_argv(value: object) -> list[str] | None:

@@ -10,7 +10,7 @@ import orjson
 from looop import journal
 from looop.errors import InvalidInput
 from looop.fsio import SCHEMA_VERSION, StoreLock, append_line, ensure_dir
-from looop.ids import check_id
+from looop.ids import check_session_id
 from looop.paths import DataDir
 
 UNITS = ("usd", "tokens")
@@ -29,7 +29,7 @@ def parse_amount(raw: str) -> float:
 
 def report_cost(dd: DataDir, session: str, amount: float, unit: str, note: str | None) -> dict[str, float]:
     """Append one spend record and return the session's new totals per unit."""
-    check_id(session, "session id")
+    check_session_id(session)
     if unit not in UNITS:
         raise InvalidInput(f"unit {unit!r} is not one of: {', '.join(UNITS)}")
     record = {"v": SCHEMA_VERSION, "at": time.time(), "amount": amount, "unit": unit, "note": note}

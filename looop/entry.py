@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # typing costs a fast verb ~2 ms of start-up: only the checker reads these
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import NoReturn
 
 
@@ -53,11 +53,17 @@ def _answer(ask_id: str, text: str) -> None:
 
 
 def guarded(action: Callable[[], object]) -> NoReturn:
+    """Run `action` and exit: with its result when that is an int, else 0."""
+    result = attempt(action)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def attempt(action: Callable[[], object]) -> object:
     """Run `action`; the one place that turns errors into one line on stderr and an exit code."""
     from looop.errors import LooopError
 
     try:
-        result = action()
+        return action()
     except LooopError as exc:
         fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
@@ -68,7 +74,6 @@ def guarded(action: Callable[[], object]) -> NoReturn:
     except OSError as exc:
         target = f" {exc.filename}" if exc.filename else ""
         fail(f"cannot access{target}: {exc.strerror or exc}", 10)
-    sys.exit(result if isinstance(result, int) else 0)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -76,7 +81,30 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def check_input(argv: list[str], environ: Mapping[str, str]) -> None:
+    """Refuse, before any verb runs, an argument, a `LOOOP_*` variable or a data dir path that
+    looop cannot carry as text (bytes that are not UTF-8; `InvalidInput`). Plain ASCII, the usual
+    case, costs no import."""
+    from looop.locate import data_root
+
+    ours = [(k, v) for k, v in environ.items() if k.startswith("LOOOP_")]
+    root = data_root()
+    if all(a.isascii() for a in [*argv, root]) and all(k.isascii() and v.isascii() for k, v in ours):
+        return
+    from looop.ids import check_text
+
+    for arg in argv:
+        check_text(arg, "argument")
+    for key, value in ours:
+        check_text(key, "variable name")
+        check_text(value, f"${key}")
+    check_text(root, "the data dir")
+
+
 def main() -> NoReturn:
+    import os
+
+    attempt(lambda: check_input(sys.argv[1:], os.environ))
     action = fast_verb(sys.argv[1:])
     if action is None:
         from looop.cli import main as click_main

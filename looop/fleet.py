@@ -22,7 +22,7 @@ from looop.contract import RESUMED, agent_argv, command_argv, worker_prompt
 from looop.costs import spend_by_session
 from looop.errors import Conflict, InvalidInput, LooopError, NotFound
 from looop.fsio import atomic_write, ensure_dir
-from looop.ids import check_id
+from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
 from looop.procenv import worker_env
@@ -57,7 +57,7 @@ class Fleet:
 
     def resume(self, request: dict[str, Any]) -> dict[str, Any]:
         """`_ worker resume`: start an ended worker again in its sandbox, with its conversation."""
-        session = check_id(str(request.get("id", "")), "worker id")
+        session = check_session_id(str(request.get("id", "")), "worker id")
         record = read_record(self.dd, session)
         if record is None:
             raise NotFound(f"no worker {session!r} (see `looop status`)")
@@ -68,8 +68,12 @@ class Fleet:
         return self._launch(request, resumed=record)
 
     def _launch(self, request: dict[str, Any], resumed: dict[str, Any] | None) -> dict[str, Any]:
-        session = check_id(str(request.get("id", "")), "worker id")
-        task = str(request.get("prompt", ""))
+        session = check_session_id(str(request.get("id", "")), "worker id")
+        # a request may come from any client: refuse what a worker's argv or files cannot carry
+        task = check_text(str(request.get("prompt", "")), "the prompt")
+        for key in ("cwd", "worktree"):
+            if request.get(key) is not None:
+                check_text(str(request[key]), f"--{key}")
         config = load_config(self.dd.config)
         if (spent := budget.fleet_spent(config.budget, spend_by_session(self.dd)[1])) is not None:
             raise Conflict(f"not started: {spent.describe()}; raise `budget` in the config to go on")
@@ -177,9 +181,11 @@ class Fleet:
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:
         """`_ worker kill` (by the root agent) and `_ kill` (a worker ending itself)."""
-        session = check_id(str(request.get("id", "")), "worker id")
-        by = str(request.get("by") or "root")
-        reason = str(request.get("reason") or ("ended itself" if by == session else "killed"))
+        session = check_session_id(str(request.get("id", "")), "worker id")
+        by = check_text(str(request.get("by") or "root"), "the caller")
+        reason = check_text(
+            str(request.get("reason") or ("ended itself" if by == session else "killed")), "the reason"
+        )
         with self._lock:
             entry = self._sessions.get(session)
         if entry is None or entry[1].ended.is_set():

@@ -17,7 +17,7 @@ from typing import Any
 from looop import journal
 from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
 from looop.fsio import StoreLock, read_json, write_json
-from looop.ids import check_id, is_valid_id
+from looop.ids import check_id, check_session_id, is_valid_id
 from looop.paths import DataDir
 
 
@@ -150,7 +150,7 @@ def open_ask(
     never takes a run's ask. `timeout` sets the deadline, when the ask resolves to `default`, or is
     escalated to the human without one.
     """
-    check_id(session, "session id")
+    check_session_id(session)
     if not prompt.strip():
         raise InvalidInput("the ask's --prompt is empty")
     if default is not None and options is not None:

@@ -98,7 +98,7 @@ WORKERS
   cancelled (an answer it never took is void) and its claims released.
   `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
-  An ended worker's ID may be started again.
+  An ended worker's ID may be started again; the ID `pulse` is reserved.
   If `up` was killed, the next `up` marks its workers dead (ending any that
   outlived it: `orphaned`), cancels their asks, releases their claims and
   notifies you. Ended sessions are reaped after `session_ttl`.
@@ -193,4 +193,6 @@ EXIT CODES
   0 ok  1 error  2 bad input  3 bad config  4 not found  5 conflict
   6 claim held by another  7 looop is not up  8 ask cancelled
   9 corrupt file  10 storage error  124 timed out  130 interrupted
+  Arguments, stdin and LOOOP_* values must be UTF-8 text without NUL bytes
+  (paths too): anything else is refused with 2 before anything happens.
 """

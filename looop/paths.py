@@ -6,10 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from looop.ids import PULSE_SESSION as PULSE_SESSION  # defined with the other reserved ids
 from looop.ids import check_id
 from looop.locate import SOCKET_NAME, data_root
-
-PULSE_SESSION = "pulse"
 
 
 def default_data_dir() -> Path:
