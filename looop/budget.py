@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from looop import fields
 from looop.errors import CorruptFile
 from looop.fsio import read_json, write_json
 from looop.paths import PULSE_SESSION, DataDir
@@ -63,7 +64,7 @@ def new_notices(dd: DataDir, found: list[Crossing]) -> list[Crossing]:
     """The crossings not yet notified (and remember them)."""
     path = dd.session_state(PULSE_SESSION).with_name("budget.json")
     try:
-        given = set(read_json(path).get("notified", []))
+        given = set(fields.texts(read_json(path), "notified", str(path)) or [])
     except (FileNotFoundError, CorruptFile):
         given = set()
     fresh = [c for c in found if c.key not in given]

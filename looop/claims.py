@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from looop import journal
+from looop import fields, journal
 from looop.errors import ClaimHeld, CorruptFile
 from looop.fsio import StoreLock, fsync_dir, read_json, write_json
 from looop.ids import check_id, check_session_id, is_valid_id
@@ -39,16 +39,13 @@ def _read(dd: DataDir, resource: str) -> Claim | None:
         raw = read_json(path)
     except FileNotFoundError:
         return None
-    try:
-        expires = raw.get("expires")
-        return Claim(
-            resource,
-            str(raw["holder"]),
-            float(raw.get("since", 0)),
-            None if expires is None else float(expires),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptFile(str(path), f"not a valid claim ({exc})") from None
+    where = str(path)
+    return Claim(
+        resource,
+        fields.text(raw, "holder", where),
+        fields.number(raw, "since", where, default=0.0),
+        fields.optional_number(raw, "expires", where),
+    )
 
 
 def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) -> bool:

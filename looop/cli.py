@@ -276,7 +276,8 @@ def playbook_write(body: tuple[str, ...], reason: str) -> None:
 @verbs.command("notify", context_settings=CONTEXT)
 @click.argument("message", nargs=-1)
 def notify_command(message: tuple[str, ...]) -> None:
-    """Surface MESSAGE (or stdin) to the human: journaled, listed in the state, passed to `notify`."""
+    """Surface MESSAGE (or stdin; at most 64 KiB) to the human: journaled, listed in the state,
+    passed to `notify`."""
     from looop.notify import notify
 
     delivery = notify(data_dir(), read_body(message, "message").strip())

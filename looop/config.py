@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,18 +12,23 @@ from typing import Any
 import orjson
 
 from looop.errors import ConfigError
+from looop.fields import MAX_AMOUNT, finite
 from looop.fsio import JSON_OPTIONS, atomic_write
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_DURATION = 3650 * 86400.0  # 10 years: the longest timeout, ttl, deadline or interval anywhere
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a string such as `90`, `90s`, `15m`, `12h`, `3d`; raise ValueError."""
+    """Seconds from a number or a string such as `90`, `90s`, `15m`, `12h`, `3d`, at most
+    `MAX_DURATION`; raise ValueError naming the value (the CLI's exit 2, the config's exit 3)."""
     if isinstance(value, bool):
         raise ValueError("expected seconds or a duration such as 90s, 15m, 12h, 3d")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = finite(value, -math.inf, math.inf)
+        if seconds is None:
+            raise ValueError(f"{value!r} is not a finite number of seconds")
     elif isinstance(value, str):
         match = _DURATION.fullmatch(value)
         if not match:
@@ -35,6 +41,8 @@ def parse_duration(value: object) -> float:
         raise ValueError("expected seconds or a duration such as 90s, 15m, 12h, 3d")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not seconds <= MAX_DURATION:  # also inf, from a string of very many digits
+        raise ValueError(f"{value!r} is more than the limit of 3650d (10 years)")
     return seconds
 
 
@@ -84,8 +92,8 @@ def _budget(value: object) -> dict[str, dict[str, float]]:
         if not isinstance(per_unit, dict) or not set(per_unit) <= {"usd", "tokens"}:
             raise ValueError(f"{scope}: expected limits by unit (usd, tokens)")
         for unit, limit in per_unit.items():
-            if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
-                raise ValueError(f"{scope}.{unit}: expected a number > 0")
+            if finite(limit, 0.0, MAX_AMOUNT) is None or limit <= 0:
+                raise ValueError(f"{scope}.{unit}: expected a number > 0 and at most {MAX_AMOUNT:g}")
         limits[scope] = {unit: float(limit) for unit, limit in per_unit.items()}
     return limits
 

@@ -9,6 +9,7 @@ import orjson
 
 from looop import journal
 from looop.errors import InvalidInput
+from looop.fields import MAX_AMOUNT, finite
 from looop.fsio import SCHEMA_VERSION, StoreLock, append_line, ensure_dir
 from looop.ids import check_session_id
 from looop.paths import DataDir
@@ -17,13 +18,13 @@ UNITS = ("usd", "tokens")
 
 
 def parse_amount(raw: str) -> float:
-    """A finite, non-negative number."""
+    """A finite number from 0 to `MAX_AMOUNT`."""
     try:
         amount = float(raw)
     except ValueError:
         raise InvalidInput(f"cost amount {raw!r} is not a number") from None
-    if not math.isfinite(amount) or amount < 0:
-        raise InvalidInput(f"cost amount {raw!r} must be a finite number >= 0")
+    if not math.isfinite(amount) or not 0 <= amount <= MAX_AMOUNT:
+        raise InvalidInput(f"cost amount {raw!r} must be a number from 0 to {MAX_AMOUNT:g}")
     return amount
 
 
@@ -64,8 +65,10 @@ def cost_totals(dd: DataDir, session: str) -> dict[str, float]:
     for line in lines:
         try:
             entry = orjson.loads(line)
-            unit, amount = str(entry["unit"]), float(entry["amount"])
+            unit, amount = str(entry["unit"]), finite(entry["amount"], 0.0, MAX_AMOUNT)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        if amount is None:
             continue
         totals[unit] = totals.get(unit, 0.0) + amount
     return totals

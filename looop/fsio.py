@@ -80,23 +80,36 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def tail_lines(path: Path, count: int, block: int = 8192) -> list[str]:
-    """The last `count` lines of a text file, read from its end."""
+MAX_TAIL_LINE = 512 * 1024  # a tail reads at most this much per line asked for (looop writes none longer)
+
+
+def tail_lines(path: Path, count: int, block: int = 65536, max_line: int = MAX_TAIL_LINE) -> list[str]:
+    """The last `count` lines of a text file, read from its end in linear time: each block once,
+    and at most `(count + 1) * max_line` bytes (a line longer than that is left out)."""
+    if count <= 0:
+        return []
     try:
         handle = path.open("rb")
     except FileNotFoundError:
         return []
+    limit = (count + 1) * max_line
+    chunks: list[bytes] = []
     with handle:
-        handle.seek(0, os.SEEK_END)
-        end = handle.tell()
-        data = b""
-        while end > 0 and data.count(b"\n") <= count:
+        end = handle.seek(0, os.SEEK_END)
+        newlines = taken = 0
+        while end > 0 and newlines <= count and taken < limit:
             start = max(0, end - block)
             handle.seek(start)
-            data = handle.read(end - start) + data
+            chunk = handle.read(end - start)
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+            taken += len(chunk)
             end = start
-    lines = data.decode(errors="replace").splitlines()
-    return lines[-count:] if count else []
+    data = b"".join(reversed(chunks))
+    if end > 0:  # the first line read is cut: it began before the bytes read
+        cut = data.find(b"\n")
+        data = b"" if cut < 0 else data[cut + 1 :]
+    return data.decode(errors="replace").splitlines()[-count:]
 
 
 def private_lock(path: Path) -> fasteners.InterProcessLock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from looop.fields import MAX_TIME, finite
 from looop.fsio import StoreLock, append_line, tail_lines
 from looop.paths import DataDir
 
@@ -12,8 +13,11 @@ MAX_FIELD = 300
 
 
 def timestamp(at: float | None = None) -> str:
-    """UTC time as `2026-11-25T08:12:26Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+    """UTC time as `2026-11-25T08:12:26Z`; `invalid time` for any number no calendar shows."""
+    at = time.time() if at is None else finite(at, 0.0, MAX_TIME)
+    if at is None:
+        return "invalid time"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def one_line(text: str, limit: int = MAX_FIELD) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from looop import journal
+from looop import fields, journal
 from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
 from looop.fsio import StoreLock, read_json, write_json
 from looop.ids import check_id, check_session_id, is_valid_id
@@ -52,23 +52,25 @@ class Ask:
 
     @classmethod
     def from_file(cls, path: Path) -> Ask:
+        """The ask in `path`; `CorruptFile` naming the field when one has a wrong type or range."""
         raw = read_json(path)
+        where = str(path)
         try:
-            options = raw.get("options")
-            return cls(
-                id=check_id(str(raw["id"])),
-                worker=str(raw["worker"]),
-                prompt=str(raw["prompt"]),
-                reference=None if raw.get("reference") is None else str(raw["reference"]),
-                options=None if options is None else [str(o) for o in options],
-                created=float(raw.get("created", 0)),
-                deadline=None if raw.get("deadline") is None else float(raw["deadline"]),
-                default=None if raw.get("default") is None else str(raw["default"]),
-                urgent=bool(raw.get("urgent", False)),
-                run=None if raw.get("run") is None else str(raw["run"]),
-            )
-        except (KeyError, TypeError, ValueError, InvalidInput) as exc:
-            raise CorruptFile(str(path), f"not a valid ask ({exc})") from None
+            ask_id = check_id(fields.text(raw, "id", where))
+        except InvalidInput as exc:
+            raise CorruptFile(where, f"not a valid ask ({exc})") from None
+        return cls(
+            id=ask_id,
+            worker=fields.text(raw, "worker", where),
+            prompt=fields.text(raw, "prompt", where),
+            reference=fields.optional_text(raw, "reference", where),
+            options=fields.texts(raw, "options", where),
+            created=fields.number(raw, "created", where, default=0.0),
+            deadline=fields.optional_number(raw, "deadline", where),
+            default=fields.optional_text(raw, "default", where),
+            urgent=fields.flag(raw, "urgent", where),
+            run=fields.optional_text(raw, "run", where),
+        )
 
 
 def parse_options(raw: str | None) -> list[str] | None:
@@ -96,10 +98,20 @@ def _next_ask_id(dd: DataDir, session: str) -> str:
 
 
 def _read_answer(dd: DataDir, ask_id: str) -> dict[str, Any] | None:
+    """The answer file of `ask_id`, None when there is none; `CorruptFile` when a field its
+    readers use has a wrong type."""
+    path = dd.answer(ask_id)
     try:
-        return read_json(dd.answer(ask_id))
+        raw = read_json(path)
     except FileNotFoundError:
         return None
+    where = str(path)
+    fields.flag(raw, "cancelled", where)
+    fields.optional_number(raw, "delivered_at", where)
+    fields.optional_text(raw, "reason", where)
+    if not raw.get("cancelled"):
+        fields.text(raw, "answer", where)
+    return raw
 
 
 def iter_asks(dd: DataDir) -> Iterable[Ask | CorruptFile]:
@@ -243,7 +255,8 @@ def settle(dd: DataDir, ask_id: str) -> str | None:
 
     notify(
         dd,
-        f"ask {ask_id} from {ask.worker} needs a decision (its deadline passed): {ask.prompt}",
+        f"ask {ask_id} from {ask.worker} needs a decision (its deadline passed):"
+        f" {journal.one_line(ask.prompt, 1000)}",
         who="looop",
     )
     return None

@@ -163,7 +163,8 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                        max_restarts, restart_period   restart intensity of
                                      the supervisor (5 in 60s); past it
                                      `up` stops and exits 1
-                     durations: seconds, or 90s / 15m / 12h / 3d
+                     durations: seconds, or 90s / 15m / 12h / 3d,
+                                at most 3650d (10 years)
   PLAYBOOK.md        standing orders          }
   goals/ID.md        goals (archive/ kept)    } durable memory
   journal.md         one line per move        }

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import orjson
 
-from looop import journal
+from looop import fields, journal
 from looop.config import load_config
-from looop.errors import InvalidInput
+from looop.errors import CorruptFile, InvalidInput
 from looop.fsio import SCHEMA_VERSION, StoreLock, append_line, tail_lines
 from looop.paths import DataDir
 from looop.procenv import child_env
 
 HOOK_TIMEOUT = 15.0
+MAX_NOTICE = 64 * 1024  # bytes of one notice: a tail of the notices stays cheap to read
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
     """Record `message` for the human, journal it, and pass it to the config's `notify` command."""
     if not message.strip():
         raise InvalidInput("the notice is empty")
+    if len(message.encode(errors="replace")) > MAX_NOTICE:
+        raise InvalidInput(f"the notice is {len(message.encode(errors='replace'))} bytes; at most 64 KiB")
     sender = who or journal.actor()
     entry = {"v": SCHEMA_VERSION, "at": time.time(), "from": sender, "message": message}
     with StoreLock.for_path(dd.store_lock).held():
@@ -67,20 +70,25 @@ def _run_hook(argv: list[str], message: str) -> str | None:
     return None
 
 
-def recent(dd: DataDir, count: int = 10) -> list[dict[str, object]]:
-    """The latest notices, oldest first."""
+def recent(dd: DataDir, count: int = 10) -> tuple[list[dict[str, object]], list[str]]:
+    """The latest notices, oldest first, and lines describing the ones that cannot be read."""
     found: list[dict[str, object]] = []
+    problems: list[str] = []
+    where = str(dd.notifications)
     for line in tail_lines(dd.notifications, count):
         try:
             entry = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(entry, dict):
+            if not isinstance(entry, dict):
+                raise CorruptFile(where, "a line is not a JSON object")
             found.append(
                 {
-                    "at": journal.timestamp(float(entry.get("at", 0))),
-                    "from": entry.get("from"),
-                    "message": entry.get("message"),
+                    "at": journal.timestamp(fields.number(entry, "at", where, default=0.0)),
+                    "from": fields.optional_text(entry, "from", where),
+                    "message": fields.text(entry, "message", where, default=""),
                 }
             )
-    return found
+        except orjson.JSONDecodeError:
+            continue  # a line cut by a crash mid-append: nothing to tell
+        except CorruptFile as problem:
+            problems.append(problem.message)
+    return found, problems

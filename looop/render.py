@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from looop.fields import MAX_TIME, finite
+
 MAX_LINES_PER_READING = 6
 SCREEN_WIDTH = 48
 DONE_SHOWN = 8
@@ -26,6 +28,11 @@ def age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def _time(value: object) -> float | None:
+    """A recorded time or duration, None when it is not a number a clock can show."""
+    return finite(value, 0.0, MAX_TIME)
 
 
 def money(totals: dict[str, float]) -> str:
@@ -62,17 +69,17 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
     if not workers:
         return [f"\nworkers: none (at most {cap})"]
     working = [w for w in workers if w["alive"]]
-    done = sorted((w for w in workers if not w["alive"]), key=lambda w: -(w.get("ended") or 0))
+    done = sorted((w for w in workers if not w["alive"]), key=lambda w: -(_time(w.get("ended")) or 0))
     out = [f"\nworkers ({len(working)} working of at most {cap}, {len(done)} done):"]
     rows = [["ID", "STATE", "AGE", "SPEND", "ASK", "SCREEN / END"]]
     for worker in working + done[:DONE_SHOWN]:
-        started = worker.get("started") or now
+        started = _time(worker.get("started")) or now
         last = worker.get("screen_line" if worker["alive"] else "end_reason") or ""
         rows.append(
             [
                 worker["id"],
                 worker["state"],
-                age(now - float(started)),
+                age(now - started),
                 money(worker.get("cost") or {}),
                 worker.get("pending_ask") or "-",
                 last[:SCREEN_WIDTH] + ("…" if len(last) > SCREEN_WIDTH else ""),
@@ -93,8 +100,11 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
         from looop.upstatus import summary
 
         out.append(f"pulse: {summary(pulse)}")
-        for name, meta in sorted((pulse.get("sensors") or {}).items()) if pulse.get("running") else []:
-            took = "?" if meta.get("duration") is None else f"{meta['duration']:.2f}s"
+        sensors = pulse.get("sensors") if pulse.get("running") else None
+        for name, meta in sorted(sensors.items()) if isinstance(sensors, dict) else []:
+            duration = _time(meta.get("duration")) if isinstance(meta, dict) else None
+            meta = meta if isinstance(meta, dict) else {}
+            took = "?" if duration is None else f"{duration:.2f}s"
             out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
     out.extend(_asks(state["asks"]))
     out.extend(_workers(state["workers"], now, (state.get("limits") or {}).get("max_workers", "?")))

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from looop import fields
 from looop.errors import CorruptFile
 from looop.fsio import read_json
 from looop.ids import is_valid_id
@@ -46,11 +47,28 @@ def worker_records(dd: DataDir) -> Iterator[tuple[str, dict[str, Any] | CorruptF
 
 
 def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
-    """The recorded state of `session`, None when it has none; `CorruptFile` when unreadable."""
+    """The recorded state of `session`, None when it has none; `CorruptFile` when unreadable or
+    when a field readers compute with has a wrong type or range (see `check_record`)."""
+    path = dd.session_state(session)
     try:
-        return read_json(dd.session_state(session))
+        return check_record(read_json(path), str(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """`record` if the fields readers do arithmetic, timestamps or lookups with are well typed."""
+    for key in ("started", "ended", "found", "last_output"):
+        fields.optional_number(record, key, where)
+    for key in ("state", "end_reason", "pending_ask", "agent_session", "cwd"):
+        fields.optional_text(record, key, where)
+    fields.flag(record, "alive", where)
+    sandbox = fields.mapping(record, "sandbox", where) or {}
+    for key in ("repo", "cwd", "kind", "branch"):
+        fields.optional_text(sandbox, key, f"{where}: sandbox")
+    for unit in fields.mapping(record, "cost", where) or {}:
+        fields.number(record["cost"], unit, f"{where}: cost", hi=fields.MAX_AMOUNT)
+    return record
 
 
 def process_alive(record: dict[str, Any]) -> bool:

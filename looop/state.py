@@ -112,6 +112,9 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         config = None
     limits = None if config is None else config.budget
     spend, total = spend_by_session(dd)
+    notices, notice_problems = notify.recent(dd)
+    pulse = read_status(dd)
+    problems += notice_problems + pulse.pop("problems", [])
     public_asks = [a.public() for a in asks]
     return {
         "world_hash": world_hash(snapshots, public_asks, workers, goals),
@@ -123,7 +126,7 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "claims": [c.public() for c in claims],
         "spend": {"by_session": spend, "total": total, "budget": limits},
         "limits": safety_settings(config),
-        "notifications": notify.recent(dd),
+        "notifications": notices,
         "summary": {
             "needs_decision": [a["id"] for a in sorted(public_asks, key=lambda a: not a["urgent"])],
             "working": [w["id"] for w in workers if w["alive"]],
@@ -131,5 +134,5 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         },
         "journal_tail": journal.tail(dd, journal_count),
         "problems": problems,
-        "pulse": read_status(dd),
+        "pulse": pulse,
     }

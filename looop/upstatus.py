@@ -4,41 +4,78 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from looop import journal
+from looop import fields, journal
 from looop.errors import CorruptFile
 from looop.fsio import ensure_dir, read_json, write_json
 from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running, start_time
 from looop.render import age
 
+_NUMBERS = {"started": fields.MAX_TIME, "last_beat_at": fields.MAX_TIME, "last_beat_duration": 1e9}
+_NUMBERS.update(beats=1e15, restarts=1e15, escalations=1e15)
+
 
 def read_status(dd: DataDir) -> dict[str, Any]:
-    """The recorded status plus `running`: is that very process alive now (pid and start time)."""
+    """The recorded status plus `running`: is that very process alive now (pid and start time).
+    A field of a wrong type or range is left out and described in `problems`."""
+    path = dd.session_state(PULSE_SESSION)
     try:
-        raw = read_json(dd.session_state(PULSE_SESSION))
-    except (FileNotFoundError, CorruptFile):
+        raw = read_json(path)
+    except FileNotFoundError:
         return {"running": False}
+    except CorruptFile as problem:
+        return {"running": False, "problems": [problem.message]}
+    where = str(path)
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("sensors", lambda: _check_sensors(raw, where)),
+        *((key, partial(fields.optional_number, raw, key, where, hi=hi)) for key, hi in _NUMBERS.items()),
+        *((key, partial(fields.optional_text, raw, key, where)) for key in ("status", "last_error")),
+    ]
+    problems: list[str] = []
+    for key, check in checks:
+        try:
+            check()
+        except CorruptFile as problem:
+            problems.append(problem.message)
+            raw.pop(key, None)
     pid = raw.get("pid")
+    start = raw.get("process_start")
     alive = (
         isinstance(pid, int)
+        and not isinstance(pid, bool)
         and raw.get("status") in ("starting", "up", "stopping")
-        and is_running(pid, raw.get("process_start"))
+        and is_running(pid, start if isinstance(start, int) else None)
     )
-    return {**raw, "running": alive}
+    return {**raw, "running": alive, **({"problems": problems} if problems else {})}
+
+
+def _check_sensors(raw: dict[str, Any], where: str) -> None:
+    for name, meta in (fields.mapping(raw, "sensors", where) or {}).items():
+        if not isinstance(meta, dict):
+            raise CorruptFile(where, f"sensor {name!r} is {meta!r:.60}, expected an object")
+        fields.optional_number(meta, "duration", f"{where}: sensor {name}", hi=1e9)
 
 
 def summary(status: dict[str, Any], now: float | None = None) -> str:
-    """One line: `up (pid 12, for 5m, 40 beats, last 3s ago in 0.21s, 0 restarts)` or why not."""
+    """One line: `up (pid 12, for 5m, 40 beats, last 3s ago in 0.21s, 0 restarts)` or why not.
+    Any field may be missing or of any type (`read_status` leaves bad ones out)."""
     now = time.time() if now is None else now
     if not status.get("running"):
         return "not running (start it with `looop up`)"
-    parts = [f"pid {status['pid']}", f"for {age(now - float(status.get('started', now)))}"]
+
+    def number(key: str) -> float | None:
+        return fields.finite(status.get(key), 0.0, fields.MAX_TIME)
+
+    started = number("started")
+    parts = [f"pid {status.get('pid')}", f"for {'?' if started is None else age(now - started)}"]
     parts.append(f"{status.get('beats', 0)} beats")
-    if status.get("last_beat_at"):
-        took = float(status.get("last_beat_duration", 0))
-        parts.append(f"last {age(now - float(status['last_beat_at']))} ago in {took:.2f}s")
+    if (last := number("last_beat_at")) is not None:
+        took = number("last_beat_duration") or 0.0
+        parts.append(f"last {age(now - last)} ago in {took:.2f}s")
     parts.append(f"{status.get('restarts', 0)} restarts")
     text = f"{status.get('status')} ({', '.join(parts)})"
     if status.get("last_error"):
