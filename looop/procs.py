@@ -83,6 +83,27 @@ def kill_group(pgid: int, grace: float, leader_gone: Callable[[float], bool]) ->
     return how
 
 
+def drain_and_end(process: subprocess.Popen[bytes], deadline: float, sink: Sink, grace: float) -> bool:
+    """Drain the child's output until its leader exits or `deadline`; then end its whole group
+    (SIGTERM, SIGKILL after `grace` on a timeout; SIGKILL to what the leader left behind). The
+    child must lead its own process group (start_new_session). True if time ran out."""
+    import subprocess
+
+    timed_out = drain(process, deadline, sink)
+    if not timed_out:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        kill_group(process.pid, grace, popen_waiter(process))
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return timed_out
+
+
 def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
     """`leader_gone` for a child we started."""
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import stat
 import subprocess
 import time
@@ -13,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from looop.procenv import child_env
-from looop.procs import drain, kill_group, popen_waiter
+from looop.procs import drain_and_end
 
 OUTPUT_CAP = 64 * 1024
 STDERR_CAP = 2048
@@ -111,18 +109,8 @@ def run_sensor(
         truncated = truncated or (fd == out_fd and len(chunk) > room)
         target.extend(chunk[:room])
 
-    deadline = time.monotonic() + timeout
-    timed_out = drain(process, deadline, sink)
-    if not timed_out:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    if timed_out:
-        kill_group(process.pid, KILL_GRACE, popen_waiter(process))
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # a sensor leaves nothing running behind it
+    # a sensor leaves nothing running behind it
+    timed_out = drain_and_end(process, time.monotonic() + timeout, sink, KILL_GRACE)
     code = process.wait()
     text = _text(bytes(out))
     if text is None:
