@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ from typing import Any
 from looop import journal
 from looop.claims import release_claims_of
 from looop.errors import CorruptFile
-from looop.fsio import write_json
+from looop.fsio import remove, remove_tree, write_json
 from looop.mailbox import cancel_asks_of, iter_asks
 from looop.paths import DataDir
 from looop.procenv import child_env
@@ -77,7 +76,7 @@ def sweep_temp_files(dd: DataDir, now: float | None = None) -> int:
         for path in directory.glob(".*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 if ours or now - path.stat().st_mtime > STALE_TEMP:
-                    path.unlink()
+                    remove(path)
                     removed += 1
     return removed
 
@@ -188,7 +187,7 @@ def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> None:
         )
     for item in iter_asks(dd):
         if not isinstance(item, CorruptFile) and item.worker == session:
-            dd.ask(item.id).unlink(missing_ok=True)  # first: an ask without its answer would be pending
-            dd.answer(item.id).unlink(missing_ok=True)
-    dd.prompt(session).unlink(missing_ok=True)
-    shutil.rmtree(dd.session(session), ignore_errors=True)
+            remove(dd.ask(item.id))  # first: an ask without its answer would be pending
+            remove(dd.answer(item.id))
+    remove(dd.prompt(session))
+    remove_tree(dd.session(session))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from looop.fsio import why_untrusted
 from looop.procenv import child_env
 from looop.procs import drain_and_end
 
@@ -29,15 +29,6 @@ class SensorResult:
     status: str  # ok, failed, timeout, binary, refused, error
     exit_code: int | None
     duration: float
-
-
-def _unsafe(path: Path) -> str | None:
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        return "owned by another user"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "writable by other users"
-    return None
 
 
 def _argv(path: Path) -> list[str]:
@@ -73,7 +64,7 @@ def run_sensor(
         return SensorResult(name, reading, status, code, time.monotonic() - began)
 
     try:
-        if problem := _unsafe(path):
+        if problem := why_untrusted(path.stat()):
             return result(
                 f"[refused to run: the script is {problem}; rewrite it with `looop _ sensor write`]",
                 "refused",
