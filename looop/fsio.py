@@ -1,4 +1,5 @@
-"""Crash-safe file primitives: atomic writes, tolerant JSON reads, appends, and the store lock."""
+"""Crash-safe file primitives: atomic writes, tolerant JSON reads, appends, and the store lock;
+the one rule for trusting a file, and writes that never follow a link out of a data dir."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def _open_parent(path: Path) -> tuple[int, str]:
 def _walk(root: str, parts: list[str], create: bool) -> int:
     """An fd of `root/parts...`, each part opened without following a link; `create` makes
     missing directories (0700) on the way."""
+    if create:
+        os.makedirs(root, DIR_MODE, exist_ok=True)
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for depth, part in enumerate(parts):
