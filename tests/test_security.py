@@ -177,3 +177,18 @@ def test_nothing_looop_writes_follows_a_link_out_of_the_data_dir(looop: Looop, t
     looop.run("_", "goal", "write", "g2", "a goal", code=None)
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]
     assert victim.read_text() == "before\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def test_up_refuses_a_sessions_dir_that_links_elsewhere_and_reaps_nothing_there(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interval="0.5s", session_ttl="1s")
+    outside = tmp_path / "outside"
+    (outside / "w9").mkdir(parents=True)
+    ended_long_ago = {"v": 1, "state": "exited", "alive": False, "ended": 1}
+    (outside / "w9" / "state.json").write_bytes(orjson.dumps(ended_long_ago))
+    shutil.rmtree(looop.data / "sessions")
+    (looop.data / "sessions").symlink_to(outside)
+    done = looop.run("up", code=None)
+    assert done.returncode != 0, done.stdout
+    assert (outside / "w9" / "state.json").exists()
