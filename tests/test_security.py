@@ -128,7 +128,7 @@ def test_a_config_another_user_can_write_is_refused_and_its_hook_not_run(
     looop.run("_", "state")
     ran = tmp_path / "hook-ran"
     planted = tmp_path / "planted.json"
-    planted.write_bytes(orjson.dumps({"interactive": "pi", "notify": ["touch", str(ran)]}))
+    planted.write_bytes(orjson.dumps({"interactive": "pi", "notify": ["sh", "-c", 'touch "$0"', str(ran)]}))
     planted.chmod(0o666)
     done = looop.run("_", "notify", "hi", code=None, env={"LOOOP_CONFIG": str(planted)})
     one_line_refusal(done, "writable by other users")
