@@ -27,12 +27,18 @@ def note_worker_verb(dd: DataDir) -> None:
     """A worker calling a verb is alive and well: touch its `.last-verb` (stall detection)."""
     import os
 
+    from looop.errors import StorageError
+    from looop.fsio import open_private
     from looop.ids import is_valid_id
 
     session = os.environ.get("LOOOP_SESSION_ID")
     if session and is_valid_id(session) and dd.session(session).is_dir():
-        with contextlib.suppress(OSError):
-            dd.last_verb(session).touch(mode=0o600, exist_ok=True)
+        with contextlib.suppress(OSError, StorageError):
+            fd = open_private(dd.last_verb(session), os.O_WRONLY)
+            try:
+                os.utime(fd)
+            finally:
+                os.close(fd)
 
 
 def out(text: str) -> None:

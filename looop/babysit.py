@@ -22,8 +22,8 @@ from typing import BinaryIO
 import pexpect
 import pyte
 
-from looop.errors import LooopError
-from looop.fsio import FILE_MODE, atomic_write
+from looop.errors import LooopError, StorageError
+from looop.fsio import atomic_write, open_private, replace
 
 ROWS, COLS = 50, 200
 CHUNK = 65536
@@ -67,7 +67,7 @@ class Transcript:
         self.error: str | None = None
 
     def _open(self) -> BinaryIO:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         handle = os.fdopen(fd, "ab")
         handle.seek(0, os.SEEK_END)
         return handle
@@ -86,7 +86,7 @@ class Transcript:
     def rotate(self) -> None:
         """Keep the previous part as `NAME.1` (replacing an older one) and start afresh."""
         self._file.close()
-        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        replace(self.path, self.path.with_name(self.path.name + ".1"))
         self._file = self._open()
         self.size = 0
 
@@ -133,7 +133,7 @@ class Screen:
         if text == self.text:
             return False
         self.text = text
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, StorageError):
             atomic_write(self.path, text.encode())
         return True
 

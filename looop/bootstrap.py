@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from pathlib import Path
 
 from looop.config import seed_config
 from looop.errors import StorageError
-from looop.fsio import DIR_MODE, StoreLock, atomic_write, ensure_dir
+from looop.fsio import DIR_MODE, StoreLock, atomic_write, confine, ensure_dir, open_private, why_untrusted
 from looop.paths import DataDir
 
 SEED_FILES = ("PLAYBOOK.md", "goals/setup.md", "goals/playbook-daily.md", "sensors/today.sh")
@@ -29,15 +28,18 @@ def seed_bytes(name: str) -> bytes:
 
 
 def open_data_dir(data_dir: DataDir | None = None) -> DataDir:
-    """Return a ready data dir: created with mode 0700 and seeded once, never overwriting a file."""
+    """Return a ready data dir: created with mode 0700 and seeded once, never overwriting a file.
+
+    A data dir another user owns is refused (its files would steer this user's looop); nothing
+    written below it follows a symbolic link (`fsio.confine`)."""
     dd = data_dir or DataDir.from_env()
-    if dd.seeded_marker.exists() and dd.config.exists():
+    confine(dd.root)
+    if _checked_root(dd) and dd.seeded_marker.exists() and dd.config.exists():
         return dd
     try:
         ensure_dir(dd.root)
-        if stat.S_IMODE(dd.root.stat().st_mode) & 0o077:
-            os.chmod(dd.root, DIR_MODE)
-        os.close(os.open(dd.store_lock, os.O_WRONLY | os.O_CREAT, 0o600))
+        _checked_root(dd)
+        os.close(open_private(dd.store_lock, os.O_WRONLY))
         with StoreLock.for_path(dd.store_lock).held():
             for directory in dd.directories():
                 ensure_dir(directory)
@@ -48,6 +50,23 @@ def open_data_dir(data_dir: DataDir | None = None) -> DataDir:
     except PermissionError as exc:
         raise StorageError(f"cannot create the data dir {dd.root}: {exc.strerror}") from None
     return dd
+
+
+def _checked_root(dd: DataDir) -> bool:
+    """Refuse a data dir this user does not own; make one it owns private again. False when
+    there is none yet."""
+    try:
+        info = os.stat(dd.root)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"cannot open the data dir {dd.root}: {exc.strerror}") from None
+    problem = why_untrusted(info)
+    if problem and info.st_uid != os.getuid():
+        raise StorageError(f"refusing the data dir {dd.root}: it is {problem}")
+    if problem:
+        os.chmod(dd.root, DIR_MODE)  # ours, left open to others by a umask or a chmod
+    return True
 
 
 def _seed(root: Path) -> None:

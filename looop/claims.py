@@ -9,7 +9,7 @@ from typing import Any
 
 from looop import fields, journal
 from looop.errors import ClaimHeld, CorruptFile
-from looop.fsio import StoreLock, fsync_dir, read_json, write_json
+from looop.fsio import StoreLock, fsync_dir, read_json, remove, write_json
 from looop.ids import check_id, check_session_id, is_valid_id
 from looop.paths import DataDir
 
@@ -128,7 +128,7 @@ def unclaim(dd: DataDir, session: str, resource: str) -> bool:
 
 
 def _remove(dd: DataDir, resource: str) -> None:
-    dd.claim(resource).unlink(missing_ok=True)
+    remove(dd.claim(resource))
     fsync_dir(dd.claims)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import orjson
 
 from looop.errors import ConfigError
 from looop.fields import MAX_AMOUNT, finite
-from looop.fsio import JSON_OPTIONS, atomic_write
+from looop.fsio import JSON_OPTIONS, atomic_write, why_untrusted
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -185,11 +186,15 @@ def setting(path: Path, name: str) -> Any:
 def load_config(path: Path) -> Config:
     """Parse and validate `path`; every problem is one `ConfigError` naming the file and the key."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            untrusted = why_untrusted(os.fstat(handle.fileno()))
+            data = handle.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if untrusted:  # its commands run as this user: only this user may choose them
+        raise ConfigError(f"{path}: refusing a config {untrusted}")
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

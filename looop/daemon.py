@@ -22,7 +22,7 @@ from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
 from looop.errors import Conflict, LooopError, NotRunning
 from looop.fleet import Fleet
-from looop.fsio import private_lock
+from looop.fsio import open_private, private_lock
 from looop.paths import DataDir
 from looop.procenv import child_env
 from looop.procs import is_running
@@ -202,8 +202,9 @@ def start_detached(dd: DataDir) -> int:
     if is_up(dd):
         raise AlreadyUp(read_status(dd).get("pid", "unknown"))
     read_end, write_end = os.pipe()
-    with open(dd.log, "ab") as log_file:
-        os.chmod(dd.log, 0o600)
+    log_fd = open_private(dd.log, os.O_WRONLY | os.O_APPEND)  # a link planted there is refused
+    os.fchmod(log_fd, 0o600)
+    with os.fdopen(log_fd, "ab") as log_file:
         process = subprocess.Popen(
             [*self_command(), "up", "--foreground"],
             stdin=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ session actors and wait on their handles' events, so a slow worker never blocks 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ from looop.config import Config, load_config
 from looop.contract import RESUMED, agent_argv, command_argv, worker_prompt
 from looop.costs import spend_by_session
 from looop.errors import Conflict, InvalidInput, LooopError, NotFound
-from looop.fsio import atomic_write, ensure_dir
+from looop.fsio import atomic_write, ensure_dir, replace
 from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
@@ -157,7 +156,7 @@ class Fleet:
         if read_record(dd, session) is not None:
             transcript = dd.transcript(session)
             if transcript.exists():
-                os.replace(transcript, transcript.with_name(transcript.name + ".1"))
+                replace(transcript, transcript.with_name(transcript.name + ".1"))
             journal.record(
                 dd,
                 "worker start",

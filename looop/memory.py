@@ -7,7 +7,7 @@ import time
 
 from looop import journal
 from looop.errors import InvalidInput, NotFound
-from looop.fsio import StoreLock, atomic_write, fsync_dir
+from looop.fsio import StoreLock, atomic_write, ensure_dir, fsync_dir, remove, replace
 from looop.ids import is_valid_id
 from looop.paths import DataDir
 
@@ -51,11 +51,11 @@ def archive_goal(dd: DataDir, goal_id: str, reason: str = "") -> str:
     with StoreLock.for_path(dd.store_lock).held():
         if not path.exists():
             raise NotFound(f"no goal {goal_id!r} (active goals: {', '.join(list_goals(dd)) or 'none'})")
-        dd.goals_archive.mkdir(mode=0o700, exist_ok=True)
+        ensure_dir(dd.goals_archive)
         target = dd.goals_archive / path.name
         if target.exists():
             target = dd.goals_archive / f"{goal_id}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.md"
-        os.replace(path, target)
+        replace(path, target)
         fsync_dir(dd.goals_archive)
         fsync_dir(dd.goals)
         result = f"archived as goals/archive/{target.name}"
@@ -83,7 +83,7 @@ def remove_sensor(dd: DataDir, name: str, reason: str = "") -> str:
     with StoreLock.for_path(dd.store_lock).held():
         if not path.exists():
             raise NotFound(f"no sensor {name!r}")
-        path.unlink()
+        remove(path)
         fsync_dir(dd.sensors)
         journal.record(dd, "sensor remove", name, "removed", reason)
     return "removed"

@@ -16,6 +16,7 @@ from looop.procenv import child_env
 
 HOOK_TIMEOUT = 15.0
 MAX_NOTICE = 64 * 1024  # bytes of one notice: a tail of the notices stays cheap to read
+KILL_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,26 +48,43 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
 
 
 def _run_hook(argv: list[str], message: str) -> str | None:
+    """Run the hook in a process group of its own; once its leader exits (or at HOOK_TIMEOUT)
+    the whole group is ended, so that a child it left behind neither holds us nor lives on."""
     import subprocess
 
+    from looop.procs import drain_and_end
+
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             [*argv, message],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=HOOK_TIMEOUT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=child_env(),
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError:
         return f"{argv[0]}: command not found"
-    except subprocess.TimeoutExpired:
-        return f"timed out after {HOOK_TIMEOUT:g}s"
     except OSError as exc:
         return f"{argv[0]}: {exc.strerror}"
-    if done.returncode != 0:
-        detail = journal.one_line(done.stderr.decode(errors="replace"), 160)
-        return f"exit {done.returncode}" + (f": {detail}" if detail else "")
+    assert process.stderr is not None
+    err_fd = process.stderr.fileno()
+    stderr = bytearray()
+
+    def sink(fd: int, chunk: bytes) -> None:
+        if fd == err_fd:
+            stderr.extend(chunk[: max(0, 4096 - len(stderr))])
+
+    timed_out = drain_and_end(process, time.monotonic() + HOOK_TIMEOUT, sink, KILL_GRACE)
+    code = process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+    if timed_out:
+        return f"timed out after {HOOK_TIMEOUT:g}s"
+    if code != 0:
+        detail = journal.one_line(stderr.decode(errors="replace"), 160)
+        return f"exit {code}" + (f": {detail}" if detail else "")
     return None
 
 

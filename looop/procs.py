@@ -83,6 +83,27 @@ def kill_group(pgid: int, grace: float, leader_gone: Callable[[float], bool]) ->
     return how
 
 
+def drain_and_end(process: subprocess.Popen[bytes], deadline: float, sink: Sink, grace: float) -> bool:
+    """Drain the child's output until its leader exits or `deadline`; then end its whole group
+    (SIGTERM, SIGKILL after `grace` on a timeout; SIGKILL to what the leader left behind). The
+    child must lead its own process group (start_new_session). True if time ran out."""
+    import subprocess
+
+    timed_out = drain(process, deadline, sink)
+    if not timed_out:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        kill_group(process.pid, grace, popen_waiter(process))
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return timed_out
+
+
 def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
     """`leader_gone` for a child we started."""
 
@@ -93,20 +114,6 @@ def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return False
-        return True
-
-    return gone
-
-
-def pid_waiter(pid: int, start_time: int | None) -> Callable[[float], bool]:
-    """`leader_gone` for a process we did not start (polled, since we cannot wait on it)."""
-
-    def gone(timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while is_running(pid, start_time):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
         return True
 
     return gone
@@ -142,33 +149,13 @@ def is_running(pid: int, recorded_start: int | None = None) -> bool:
     return recorded_start is None or now == recorded_start
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group `pgid` (Linux /proc; empty elsewhere)."""
-    members: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return members
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] != b"Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
-
-
-def marked_groups(marks: dict[str, str]) -> set[int]:
-    """Process groups of live processes whose environment holds every `KEY=value` in `marks`
-    (a key mapped to "" only has to be present). Linux /proc; processes of other users are
-    unreadable and skipped."""
+def marked_processes(marks: dict[str, str]) -> dict[int, int]:
+    """Live processes whose environment holds every `KEY=value` in `marks` (a key mapped to ""
+    only has to be present), as {pid: process group}. This is how looop knows a process it did
+    not start as its own (pids are reused; the marks it put in the environment are not). Linux
+    /proc; processes of other users are unreadable and skipped."""
     wanted = [(k.encode() + b"=", v.encode()) for k, v in marks.items()]
-    groups: set[int] = set()
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit():
             continue
@@ -182,5 +169,5 @@ def marked_groups(marks: dict[str, str]) -> set[int]:
         if all(any(v.startswith(k) and (not want or v[len(k) :] == want) for v in env) for k, want in wanted):
             fields = stat[stat.rindex(b")") + 2 :].split()
             if fields[0] != b"Z":
-                groups.add(int(fields[2]))
-    return groups
+                found[int(entry)] = int(fields[2])
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -15,11 +14,11 @@ from typing import Any
 from looop import journal
 from looop.claims import release_claims_of
 from looop.errors import CorruptFile
-from looop.fsio import write_json
+from looop.fsio import remove, remove_tree, write_json
 from looop.mailbox import cancel_asks_of, iter_asks
 from looop.paths import DataDir
 from looop.procenv import child_env
-from looop.procs import group_members, is_running, kill_group, marked_groups, pid_waiter
+from looop.procs import is_running, marked_processes
 from looop.sensing import SENSOR_MARK
 from looop.sessions import LIVE_STATES, holder_alive, session_ids, worker_records
 
@@ -49,7 +48,8 @@ def recover(dd: DataDir) -> list[Corpse]:
             continue
         found.append(_bury(dd, session, record))
     sweep_temp_files(dd)
-    strays = marked_groups({"LOOOP_DATA_DIR": str(dd.root), SENSOR_MARK: ""}) - {os.getpgrp()}
+    strays = set(marked_processes({"LOOOP_DATA_DIR": str(dd.root), SENSOR_MARK: ""}).values())
+    strays -= {os.getpgrp()}
     for group in strays:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
@@ -76,7 +76,7 @@ def sweep_temp_files(dd: DataDir, now: float | None = None) -> int:
         for path in directory.glob(".*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 if ours or now - path.stat().st_mtime > STALE_TEMP:
-                    path.unlink()
+                    remove(path)
                     removed += 1
     return removed
 
@@ -86,16 +86,11 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
     start = record.get("process_start")
     orphaned = False
     how = "its process was gone"
-    if isinstance(pid, int) and pid > 0:
-        leader_alive = is_running(pid, start if isinstance(start, int) else None)
-        # a process group id is not reused while the group has members: they are this worker's
-        if leader_alive or group_members(pid):
-            signal_used = kill_group(
-                pid, ORPHAN_GRACE, pid_waiter(pid, start if isinstance(start, int) else None)
-            )
-            orphaned = True
-            how = f"its processes outlived looop and were ended ({signal_used})"
-    elif record.get("state") == "starting":
+    signal_used = _end_worker_processes(dd, session, pid, start if isinstance(start, int) else None)
+    if signal_used:
+        orphaned = True
+        how = f"its processes outlived looop and were ended ({signal_used})"
+    elif record.get("state") == "starting" and not (isinstance(pid, int) and pid > 0):
         how = "looop died while starting it"
     now = time.time()
     record.update(
@@ -119,6 +114,34 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
         detail += f"; released {', '.join(released)}"
     journal.record(dd, "recover", session, detail, who="looop")
     return Corpse(session, orphaned, how)
+
+
+def _end_worker_processes(dd: DataDir, session: str, pid: object, start: int | None) -> str | None:
+    """End what is proven to be the worker's: its leader when pid and recorded start time both
+    match, and every process group holding a process with the worker's environment marks (a pid
+    or a group number alone may since belong to someone else). Say which signal ended them, or
+    None when nothing of the worker's was left."""
+    marks = {"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}
+
+    def remaining() -> set[int]:
+        groups = set(marked_processes(marks).values())
+        if isinstance(pid, int) and pid > 0 and start is not None and is_running(pid, start):
+            groups.add(pid)  # the leader of its own session: its group is its pid
+        return groups - {os.getpgrp()}
+
+    groups = remaining()
+    if not groups:
+        return None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
+        deadline = time.monotonic() + (ORPHAN_GRACE if sig == signal.SIGTERM else 5.0)
+        while (groups := remaining()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # processes we did not start cannot be waited on
+        if not groups:
+            return sig.name
+    return "SIGKILL"
 
 
 def tidy(dd: DataDir, session_ttl: float) -> None:
@@ -164,7 +187,7 @@ def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> None:
         )
     for item in iter_asks(dd):
         if not isinstance(item, CorruptFile) and item.worker == session:
-            dd.ask(item.id).unlink(missing_ok=True)  # first: an ask without its answer would be pending
-            dd.answer(item.id).unlink(missing_ok=True)
-    dd.prompt(session).unlink(missing_ok=True)
-    shutil.rmtree(dd.session(session), ignore_errors=True)
+            remove(dd.ask(item.id))  # first: an ask without its answer would be pending
+            remove(dd.answer(item.id))
+    remove(dd.prompt(session))
+    remove_tree(dd.session(session))

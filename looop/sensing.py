@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import stat
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from looop.fsio import why_untrusted
 from looop.procenv import child_env
-from looop.procs import drain, kill_group, popen_waiter
+from looop.procs import drain_and_end
 
 OUTPUT_CAP = 64 * 1024
 STDERR_CAP = 2048
@@ -31,15 +29,6 @@ class SensorResult:
     status: str  # ok, failed, timeout, binary, refused, error
     exit_code: int | None
     duration: float
-
-
-def _unsafe(path: Path) -> str | None:
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        return "owned by another user"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "writable by other users"
-    return None
 
 
 def _argv(path: Path) -> list[str]:
@@ -75,7 +64,7 @@ def run_sensor(
         return SensorResult(name, reading, status, code, time.monotonic() - began)
 
     try:
-        if problem := _unsafe(path):
+        if problem := why_untrusted(path.stat()):
             return result(
                 f"[refused to run: the script is {problem}; rewrite it with `looop _ sensor write`]",
                 "refused",
@@ -111,18 +100,8 @@ def run_sensor(
         truncated = truncated or (fd == out_fd and len(chunk) > room)
         target.extend(chunk[:room])
 
-    deadline = time.monotonic() + timeout
-    timed_out = drain(process, deadline, sink)
-    if not timed_out:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-    if timed_out:
-        kill_group(process.pid, KILL_GRACE, popen_waiter(process))
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # a sensor leaves nothing running behind it
+    # a sensor leaves nothing running behind it
+    timed_out = drain_and_end(process, time.monotonic() + timeout, sink, KILL_GRACE)
     code = process.wait()
     text = _text(bytes(out))
     if text is None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from looop.fsio import atomic_write, ensure_dir, fsync_dir
+from looop.fsio import atomic_write, ensure_dir, fsync_dir, remove_tree, replace
 
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
@@ -31,7 +30,7 @@ def _exchange(a: Path, b: Path) -> bool:
 def new_beat_dir(live: Path, beat: int) -> Path:
     """A fresh directory beside `live` for the next beat's readings."""
     staging = live.with_name(f".{live.name}.beat-{beat}")
-    shutil.rmtree(staging, ignore_errors=True)
+    remove_tree(staging)
     ensure_dir(staging)
     return staging
 
@@ -42,14 +41,14 @@ def publish(live: Path, staging: Path) -> None:
         with open(entry, "rb") as handle:
             os.fsync(handle.fileno())
     if live.exists() and _exchange(staging, live):
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
     else:
         old = live.with_name(f".{live.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
         with contextlib.suppress(FileNotFoundError):
-            os.rename(live, old)
-        os.rename(staging, live)
-        shutil.rmtree(old, ignore_errors=True)
+            replace(live, old)
+        replace(staging, live)
+        remove_tree(old)
     fsync_dir(live.parent)
 
 
@@ -61,4 +60,5 @@ def write_reading(directory: Path, name: str, reading: str) -> None:
 def clean_stale(live: Path) -> None:
     """Remove beat dirs a killed process left behind."""
     for stale in live.parent.glob(f".{live.name}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove_tree(stale)

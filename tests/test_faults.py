@@ -124,6 +124,39 @@ def test_a_worker_that_outlives_a_killed_up_is_ended_and_recorded_as_orphaned(
     assert_consistent(looop)
 
 
+def test_recovery_ends_only_processes_proven_to_be_the_dead_workers(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    """A recorded pid may since belong to someone else: only a matching start time, or the
+    worker's own environment marks, make a process the worker's."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
+    unrelated_mark = f"300.{os.getpid()}1{time.monotonic_ns() % 10**9}"
+    leftover_mark = f"300.{os.getpid()}2{time.monotonic_ns() % 10**9}"
+    unrelated = subprocess.Popen(["sleep", unrelated_mark], start_new_session=True, env=plain)
+    leftover = subprocess.Popen(
+        ["sleep", leftover_mark],
+        start_new_session=True,
+        env={**plain, "LOOOP_SESSION_ID": "w2", "LOOOP_DATA_DIR": str(looop.data)},
+    )
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        records = {"w1": unrelated.pid, "w2": gone.pid}  # w1's pid was reused by an unrelated group
+        for session, pid in records.items():
+            (looop.data / "sessions" / session).mkdir(parents=True)
+            record = {"v": 1, "state": "running", "alive": True, "pid": pid, "process_start": 1}
+            (looop.data / "sessions" / session / "state.json").write_bytes(orjson.dumps(record))
+        fleet.start()
+        assert (worker(looop, "w1")["state"], worker(looop, "w1")["orphaned"]) == ("dead", False)
+        assert (worker(looop, "w2")["state"], worker(looop, "w2")["orphaned"]) == ("dead", True)
+        wait_for(lambda: leftover.poll() is not None, what="the worker's leftover to end")
+        assert unrelated.poll() is None and pids_with(unrelated_mark) == [unrelated.pid]
+    finally:
+        for process in (unrelated, leftover):
+            process.kill()
+            process.wait()
+
+
 def test_kill_9_of_up_mid_worker_start_leaves_nothing_running_or_torn(looop: Looop, fleet: Up) -> None:
     first = fleet.start()
     starts = [

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
-from tests.conftest import Looop
+import orjson
+
+from tests.conftest import Looop, pids_with
 
 
 def test_goal_write_inline_then_from_stdin_replaces_it(looop: Looop) -> None:
@@ -78,6 +81,18 @@ def test_a_failing_notify_hook_warns_but_keeps_the_notice(looop: Looop) -> None:
     done = looop.run("_", "notify", "hello")
     assert "notify hook failed: exit 1" in done.stderr
     assert looop.state()["notifications"][-1]["message"] == "hello"
+
+
+def test_a_notify_hook_whose_child_holds_its_output_neither_holds_the_caller_nor_survives(
+    looop: Looop,
+) -> None:
+    looop.run("_", "state")
+    marker = f"300.{os.getpid()}{time.monotonic_ns() % 10**9}"  # a unique argv for `sleep`
+    hook = ["/bin/sh", "-c", f"sleep {marker} & echo sent", "hook"]
+    (looop.data / "config.json").write_text(orjson.dumps({"interactive": "pi", "notify": hook}).decode())
+    done = looop.run("_", "notify", "hi", timeout=10)  # the old hook wait was 15 s
+    assert "noted and sent to the notify hook" in done.stdout, done.stderr
+    assert pids_with(marker) == []
 
 
 def test_run_streams_output_and_journals_exit_code_and_reason(looop: Looop) -> None:

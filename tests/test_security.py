@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import AGENT, Looop, Up, ended, report, script, wait_for, worker
@@ -97,3 +99,96 @@ def test_a_prompt_full_of_shell_syntax_reaches_the_agent_as_text(
     assert not trap.exists()
     assert hostile in (looop.data / "prompts/w1.md").read_text()
     assert worker(looop, "w1")["exit_code"] == 0
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_line_refusal(done: subprocess.CompletedProcess[str], why: str) -> None:
+    assert done.returncode != 0 and done.stdout == "", done
+    assert done.stderr.startswith("looop: ") and done.stderr.count("\n") == 1, done.stderr
+    assert why in done.stderr, done.stderr
+
+
+def test_a_data_dir_owned_by_another_user_is_refused_and_left_untouched(looop: Looop) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can give a directory away")
+    looop.run("_", "state")
+    os.chown(looop.data, 65534, 65534)
+    before = files_of(looop.data)
+    for verb in (["_", "goal", "write", "g1", "body"], ["_", "state"], ["up"]):
+        one_line_refusal(looop.run(*verb, code=None), "owned by another user")
+    assert files_of(looop.data) == before
+
+
+def test_a_config_another_user_can_write_is_refused_and_its_hook_not_run(
+    looop: Looop, tmp_path: Path
+) -> None:
+    looop.run("_", "state")
+    ran = tmp_path / "hook-ran"
+    planted = tmp_path / "planted.json"
+    planted.write_bytes(orjson.dumps({"interactive": "pi", "notify": ["sh", "-c", 'touch "$0"', str(ran)]}))
+    planted.chmod(0o666)
+    done = looop.run("_", "notify", "hi", code=None, env={"LOOOP_CONFIG": str(planted)})
+    one_line_refusal(done, "writable by other users")
+    assert not ran.exists()
+    config = looop.data / "config.json"
+    config.chmod(0o620)
+    one_line_refusal(looop.run("up", code=None), "writable by other users")
+    config.chmod(0o600)
+    if os.getuid() == 0:
+        os.chown(config, 65534, 65534)
+        one_line_refusal(looop.run("up", code=None), "owned by another user")
+
+
+def test_nothing_looop_writes_follows_a_link_out_of_the_data_dir(looop: Looop, tmp_path: Path) -> None:
+    looop.run("_", "goal", "write", "g1", "a goal")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_text("before\n")
+    victim.chmod(0o644)
+
+    def planted(name: str, target: Path) -> Path:
+        link = looop.data / name
+        shutil.rmtree(link, ignore_errors=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        return link
+
+    for name in ("journal.md", "notifications.jsonl"):
+        original = (looop.data / name).read_bytes() if (looop.data / name).exists() else b""
+        planted(name, victim)
+        done = looop.run("_", "notify", "hi", code=None)
+        one_line_refusal(done, f"refusing to write through a symbolic link: {name} -> {victim}")
+        (looop.data / name).unlink()
+        (looop.data / name).write_bytes(original)
+    planted("sessions/w1", outside)
+    one_line_refusal(looop.run("_", "cost", "w1", "1", code=None), "sessions/w1 -> ")
+    planted("goals/archive", outside)
+    one_line_refusal(looop.run("_", "goal", "archive", "g1", code=None), "goals/archive -> ")
+    assert (looop.data / "goals/g1.md").exists()
+    planted("up.log", victim)
+    one_line_refusal(looop.run("up", code=None), f"up.log -> {victim}")
+    planted("snapshots", outside)
+    planted("sessions", outside)
+    planted("goals", outside)
+    looop.run("_", "goal", "write", "g2", "a goal", code=None)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert victim.read_text() == "before\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def test_up_refuses_a_sessions_dir_that_links_elsewhere_and_reaps_nothing_there(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interval="0.5s", session_ttl="1s")
+    outside = tmp_path / "outside"
+    (outside / "w9").mkdir(parents=True)
+    ended_long_ago = {"v": 1, "state": "exited", "alive": False, "ended": 1}
+    (outside / "w9" / "state.json").write_bytes(orjson.dumps(ended_long_ago))
+    shutil.rmtree(looop.data / "sessions")
+    (looop.data / "sessions").symlink_to(outside)
+    done = looop.run("up", code=None)
+    assert done.returncode != 0, done.stdout
+    assert (outside / "w9" / "state.json").exists()

@@ -14,6 +14,7 @@ import pykka
 
 from looop.actors.sensor import RunSensor, SensorActor, SensorDone
 from looop.config import Config
+from looop.fsio import remove
 from looop.ids import is_valid_id
 from looop.paths import DataDir
 from looop.recovery import tidy
@@ -195,7 +196,7 @@ class PulseActor(SupervisedActor):
 
     def _run_one(self, name: str) -> None:
         if name not in sensor_names(self.dd):
-            (self.dd.snapshots / f"{name}.txt").unlink(missing_ok=True)
+            remove(self.dd.snapshots / f"{name}.txt")
             self._sensor_refs(sensor_names(self.dd))
             return
         refs = self._sensor_refs(sensor_names(self.dd))
