@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from looop.fsio import atomic_write, ensure_dir, fsync_dir
+from looop.fsio import DIR_MODE, atomic_write, fsync_dir
 
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
@@ -32,7 +32,7 @@ def new_beat_dir(live: Path, beat: int) -> Path:
     """A fresh directory beside `live` for the next beat's readings."""
     staging = live.with_name(f".{live.name}.beat-{beat}")
     shutil.rmtree(staging, ignore_errors=True)
-    ensure_dir(staging)
+    staging.mkdir(mode=DIR_MODE)  # not its parents: a data dir deleted under `up` stays deleted
     return staging
 
 
