@@ -37,13 +37,13 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
     hook = load_config(dd.config).notify
     if not hook:
         return Delivery(hook_ran=False)
-    error = _run_hook(hook, message)
+    error = run_hook(hook, message)
     if error:
         journal.record(dd, "notify hook", hook[0], f"failed: {error}", who="looop")
     return Delivery(hook_ran=True, hook_error=error)
 
 
-def _run_hook(argv: list[str], message: str) -> str | None:
+def run_hook(argv: list[str], message: str) -> str | None:
     import subprocess
 
     try:
