@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from looop import control
 from looop.actors.mailbox import MailboxActor
 from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
-from looop.errors import Conflict, LooopError, NotRunning
+from looop.errors import Conflict, LooopError, NotRunning, StorageError
 from looop.fleet import Fleet
 from looop.fsio import private_lock, read_json, write_json
 from looop.notify import notify, run_hook
@@ -44,6 +45,7 @@ from looop.supervisor import (
     Link,
     Supervisor,
     children_of,
+    stop_child,
     tell_quietly,
 )
 from looop.upstatus import StatusWriter, read_status
@@ -90,15 +92,15 @@ class Tree:
 class Daemon:
     """One `up` process: holds the flock, runs the tree until told to stop or the tree gives up."""
 
-    def __init__(self, dd: DataDir, config: Config, lock_file: tuple[int, int] | None = None) -> None:
+    def __init__(self, dd: DataDir, config: Config, lock_file: Identity | None = None) -> None:
         self.dd = dd
         self.config = config
         self.stop_requested = threading.Event()
         self.exit_code = 0
         self.why: str | None = None  # why it gave up
         self._tell_human = False  # the reason to give up has not been notified yet
-        self._home = _identity(dd.root)
-        self._lock_file = lock_file or _identity(dd.daemon_lock)
+        self._home: tuple[int, ...] = _identity(dd.root)[:2]  # a dir's ctime changes with its entries
+        self._lock_file: tuple[int, ...] = lock_file or _identity(dd.daemon_lock)
         self.tree = Tree()
         self.status = StatusWriter(dd, os.getpid())
         self.intensity = Intensity(config.max_restarts, config.restart_period)
@@ -125,7 +127,7 @@ class Daemon:
             ("lock file", self.dd.daemon_lock, self._lock_file),
         ):
             try:
-                now = _identity(path)
+                now = _identity(path)[: len(known)]
             except (FileNotFoundError, NotADirectoryError):
                 return f"the {what} {path} is gone"
             except OSError:
@@ -157,12 +159,21 @@ class Daemon:
         def workers(link: Link) -> pykka.ActorRef[Any]:
             return tree.keep("workers", Supervisor.start("workers", [], self.intensity, events, link=link))
 
+        def at_home(factory: Callable[[Link], pykka.ActorRef[Any]]) -> Callable[[Link], pykka.ActorRef[Any]]:
+            def start(link: Link) -> pykka.ActorRef[Any]:
+                lost = self.home_lost()  # never (re)start into a data dir that is not ours any more
+                if lost is not None:
+                    raise StorageError(lost)
+                return factory(link)
+
+            return start
+
         # stopped in reverse: workers first, the mailbox last
         return [
-            ChildSpec("mailbox", mailbox),
-            ChildSpec("sensors", sensors),
-            ChildSpec("pulse", pulse),
-            ChildSpec("workers", workers),
+            ChildSpec("mailbox", at_home(mailbox)),
+            ChildSpec("sensors", at_home(sensors)),
+            ChildSpec("pulse", at_home(pulse)),
+            ChildSpec("workers", at_home(workers)),
         ]
 
     def _on_shutdown(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +213,10 @@ class Daemon:
         lost = self.home_lost()  # then nothing more is written there: it may be someone else's now
         if lost is None:
             self.status.update(status="stopping")
+        else:  # first what writes there by itself (beats, the socket), then the workers
+            for name in ("pulse", "sensors", "mailbox"):
+                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                    stop_child(top, name)
         try:
             self.fleet.terminate_all("looop is stopping", self.config.kill_grace)
         except Exception:
@@ -245,17 +260,24 @@ def _lock(dd: DataDir) -> fasteners.InterProcessLock:
     return private_lock(dd.daemon_lock)
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    info = os.stat(path)
-    return info.st_dev, info.st_ino
+Identity = tuple[int, int, int]
+"""What tells a file from another made at the same path: device, inode (which a new file may
+reuse at once) and its change time (which nothing changes on a lock file after it is made)."""
 
 
-def _write_holder(dd: DataDir, lock: fasteners.InterProcessLock) -> tuple[int, int]:
+def _identity(path: Path) -> Identity:
+    return _identity_of(os.stat(path))
+
+
+def _identity_of(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def _write_holder(dd: DataDir, lock: fasteners.InterProcessLock) -> Identity:
     """Say who holds the flock (right after taking it); return the held lock file's identity."""
     pid = os.getpid()
     write_json(dd.daemon_pid, {"pid": pid, "process_start": start_time(pid)})
-    info = os.fstat(lock.lockfile.fileno())
-    return info.st_dev, info.st_ino
+    return _identity_of(os.fstat(lock.lockfile.fileno()))
 
 
 def _forget_holder(dd: DataDir) -> None:

@@ -143,3 +143,18 @@ def test_two_ups_at_once_both_name_the_one_that_holds_the_lock(looop: Looop, up:
         assert outs[0] == f"looop is already up (pid {dead})\n"
         assert outs[1].startswith(f"looop is up (pid {dead})")
         assert alive(dead) and up.wait_beats(1)["pid"] == dead
+
+
+def test_an_up_gone_with_its_data_dir_leaves_the_next_up_on_a_new_one_alone(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT, interval="1s", kill_grace="3s")
+    old = up.start()
+    looop.run("_", "worker", "start", "stubborn", script("ignore-term", "say holding on"))
+    wait_for(lambda: worker(looop, "stubborn").get("state") == "running", what="the worker to run")
+    shutil.rmtree(looop.data)  # the old one takes kill_grace to go: the new one is up by then
+    up.configure(interval="1s")  # a new data dir at the same path, at once
+    new = up.start()
+    wait_for(functools.partial(gone, old), timeout=30, what="the old up process to exit")
+    assert alive(new) and up.wait_beats(1)["pid"] == new
+    assert (looop.data / ".up.pid").exists()
+    done = looop.run("down").stdout  # answered over the new one's control socket
+    assert done.startswith(f"looop is down (pid {new}): stopped pulse"), done
