@@ -68,6 +68,8 @@ def test_up_keeps_working_through_a_disk_that_is_full_for_a_while(looop: Looop, 
             log = log_elsewhere(small, tmp_path / "up.log")
             pid = daemon.start()
             daemon.wait_beats(2)
+            small.run("_", "worker", "start", "steady", script("say before", "sleep 2", "print 200000"))
+            wait_for(lambda: worker(small, "steady").get("state") == "running", what="the first worker")
             filler = fill(disk)
             wait_for(lambda: log.read_text().count(" failed: ") >= 3, what="three beats to fail")
             beats = daemon.pulse()["beats"]  # as last written, before the disk filled up
@@ -80,6 +82,8 @@ def test_up_keeps_working_through_a_disk_that_is_full_for_a_while(looop: Looop, 
             small.run("_", "worker", "start", "after", script("say back again"))
             wait_for(lambda: worker(small, "after").get("state") == "running", what="the worker to run")
             assert alive(pid)
+            steady = worker(small, "steady")  # it lived through the full disk, its output cut short
+            assert steady["alive"] and alive(steady["pid"]), steady
             journal = small.journal()
             assert f"looop · up · pid {pid} · started" in journal
         finally:
