@@ -118,7 +118,8 @@ def peer_uid(conn: socket.socket) -> int | None:
 def listen(dd: DataDir) -> socket.socket:
     """Bind the control socket with mode 0600, replacing a stale one."""
     path = socket_path(dd)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.parent != dd.root:  # a runtime dir; never recreate a data dir deleted under `up`
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

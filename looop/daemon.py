@@ -1,4 +1,12 @@
-"""The `up` process: the supervision tree, its lifetime, and `up`/`down` from the outside."""
+"""The `up` process: the supervision tree, its lifetime, and `up`/`down` from the outside.
+
+`up` never lives on doing nothing: it runs until told to stop, or until it must give up, and then
+exits 1 after saying why where it still can (up.log always, the journal and a notice when the
+data dir takes writes, else the config's notify hook). It gives up when its tree's top supervisor
+ends (repeated crashes, or any crash of the top), or when its data dir or lock file is deleted or
+replaced. A write that fails (a full disk) is not a reason: status, journal and snapshot writes
+are best effort and retried (see `looop.upstatus.StatusWriter` and the pulse).
+"""
 
 from __future__ import annotations
 
@@ -10,28 +18,42 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fasteners
 import pykka
 
-from looop import control, journal
+from looop import control
 from looop.actors.mailbox import MailboxActor
 from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
-from looop.errors import Conflict, LooopError, NotRunning
+from looop.errors import Conflict, LooopError, NotRunning, StorageError
 from looop.fleet import Fleet
-from looop.fsio import open_private, private_lock
+from looop.fsio import open_private, private_lock, read_json, write_json
+from looop.notify import notify, run_hook
 from looop.paths import DataDir
 from looop.procenv import child_env
-from looop.procs import is_running
+from looop.procs import is_running, start_time
 from looop.recovery import recover
-from looop.supervisor import ChildSpec, Intensity, Link, Supervisor, children_of, tell_quietly
+from looop.supervisor import (
+    ChildSpec,
+    Escalated,
+    Intensity,
+    Link,
+    Supervisor,
+    children_of,
+    stop_child,
+    tell_quietly,
+)
 from looop.upstatus import StatusWriter, read_status
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
+HOME_CHECK = 1.0  # how often the main thread checks that the tree and the data dir are still there
+NAME_WAIT = 5.0  # how long a losing `up` waits for the flock's holder to write its pid
 log = logging.getLogger("looop")
 
 
@@ -70,19 +92,49 @@ class Tree:
 class Daemon:
     """One `up` process: holds the flock, runs the tree until told to stop or the tree gives up."""
 
-    def __init__(self, dd: DataDir, config: Config) -> None:
+    def __init__(self, dd: DataDir, config: Config, lock_file: Identity | None = None) -> None:
         self.dd = dd
         self.config = config
         self.stop_requested = threading.Event()
         self.exit_code = 0
+        self.why: str | None = None  # why it gave up
+        self._tell_human = False  # the reason to give up has not been notified yet
+        self._home: tuple[int, ...] = _identity(dd.root)[:2]  # a dir's ctime changes with its entries
+        self._lock_file: tuple[int, ...] = lock_file or _identity(dd.daemon_lock)
         self.tree = Tree()
         self.status = StatusWriter(dd, os.getpid())
         self.intensity = Intensity(config.max_restarts, config.restart_period)
         self.fleet = Fleet(dd, lambda: self.tree.get("workers"))
 
-    def _escalated(self, why: str) -> None:
-        self.exit_code = 1
+    def _escalated(self, error: BaseException) -> None:
+        """The top supervisor ended by a crash (after stopping its children)."""
+        if isinstance(error, Escalated):  # its escalate event has journaled and notified
+            self._give_up(f"gave up after repeated crashes: {error}", tell=False)
+        else:
+            self._give_up(f"gave up: the supervision tree crashed: {error!r}")
+
+    def _give_up(self, why: str, tell: bool = True) -> None:
+        if self.why is None:
+            log.error("looop (pid %s) %s", os.getpid(), why)
+            self.why, self._tell_human, self.exit_code = why, tell, 1
         self.stop_requested.set()
+
+    def home_lost(self) -> str | None:
+        """Why the data dir this process serves is not there any more (deleted or replaced, or its
+        lock file is), else None."""
+        for what, path, known in (
+            ("data dir", self.dd.root, self._home),
+            ("lock file", self.dd.daemon_lock, self._lock_file),
+        ):
+            try:
+                now = _identity(path)[: len(known)]
+            except (FileNotFoundError, NotADirectoryError):
+                return f"the {what} {path} is gone"
+            except OSError:
+                continue  # cannot tell (say EACCES): not a reason to give up
+            if now != known:
+                return f"the {what} {path} was replaced"
+        return None
 
     def _specs(self) -> list[ChildSpec]:
         dd, tree, events = self.dd, self.tree, self.status.supervisor_event
@@ -107,16 +159,26 @@ class Daemon:
         def workers(link: Link) -> pykka.ActorRef[Any]:
             return tree.keep("workers", Supervisor.start("workers", [], self.intensity, events, link=link))
 
+        def at_home(factory: Callable[[Link], pykka.ActorRef[Any]]) -> Callable[[Link], pykka.ActorRef[Any]]:
+            def start(link: Link) -> pykka.ActorRef[Any]:
+                lost = self.home_lost()  # never (re)start into a data dir that is not ours any more
+                if lost is not None:
+                    raise StorageError(lost)
+                return factory(link)
+
+            return start
+
         # stopped in reverse: workers first, the mailbox last
         return [
-            ChildSpec("mailbox", mailbox),
-            ChildSpec("sensors", sensors),
-            ChildSpec("pulse", pulse),
-            ChildSpec("workers", workers),
+            ChildSpec("mailbox", at_home(mailbox)),
+            ChildSpec("sensors", at_home(sensors)),
+            ChildSpec("pulse", at_home(pulse)),
+            ChildSpec("workers", at_home(workers)),
         ]
 
     def _on_shutdown(self, _request: dict[str, Any]) -> dict[str, Any]:
         live = self.fleet.live_ids()
+        self.status.update(status="stopping")  # before `down` hears back: an `up` now waits for us
         self.stop_requested.set()
         stopping = ["pulse", "sensors", "mailbox"]
         if live:
@@ -136,23 +198,54 @@ class Daemon:
         )
         try:
             children_of(top, timeout=READY_TIMEOUT)  # answered once on_start has started every child
-        except (pykka.ActorDeadError, pykka.Timeout):
-            self.exit_code = 1
+        except (pykka.ActorDeadError, pykka.Timeout) as exc:
+            self._give_up(f"gave up: the supervision tree did not start ({exc!r})")
         else:
             self.status.update(status="up")
-            journal.record(self.dd, "up", f"pid {os.getpid()}", "started", who="looop")
+            self.status.journal("up", f"pid {os.getpid()}", "started")
             _signal_ready(ready, f"up {os.getpid()}")
-            while not self.stop_requested.wait(3600):
-                pass
-        self.status.update(status="stopping")
-        self.fleet.terminate_all("looop is stopping", self.config.kill_grace)
+            while not self.stop_requested.wait(HOME_CHECK):
+                lost = self.home_lost()
+                if lost is not None:
+                    self._give_up(f"gave up: {lost}")
+                elif not top.is_alive():  # ended without a crash it could report (pykka's stop_all)
+                    self._give_up("gave up: the supervision tree stopped")
+        lost = self.home_lost()  # then nothing more is written there: it may be someone else's now
+        if lost is None:
+            self.status.update(status="stopping")
+        else:  # first what writes there by itself (beats, the socket), then the workers
+            for name in ("pulse", "sensors", "mailbox"):
+                with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+                    stop_child(top, name)
+        try:
+            self.fleet.terminate_all("looop is stopping", self.config.kill_grace)
+        except Exception:
+            log.exception("could not end the workers")
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             top.stop(block=True, timeout=STOP_TIMEOUT)
         pykka.ActorRegistry.stop_all(block=True, timeout=STOP_TIMEOUT)
-        how = "stopped" if self.exit_code == 0 else "gave up after repeated crashes"
-        self.status.update(status="down", stopped=time.time())
-        journal.record(self.dd, "down", f"pid {os.getpid()}", how, who="looop")
+        how = self.why or "stopped"
+        if lost is None:
+            self.status.update(status="down", stopped=time.time())
+            self.status.journal("down", f"pid {os.getpid()}", how)
+        if self._tell_human:
+            self._last_words(f"looop (pid {os.getpid()}) {how}", lost is None)
+        log.warning("looop (pid %s) is down: %s", os.getpid(), how)
         return self.exit_code
+
+    def _last_words(self, message: str, home: bool) -> None:
+        """Tell the human why `up` gave up: a notice when the data dir takes one, else the hook
+        alone (from the config read at start: the file may be gone). Failures only get logged."""
+        if home:
+            try:
+                notify(self.dd, message, who="looop")
+                return
+            except Exception as exc:
+                log.warning("could not record the notice %r: %s", message, exc)
+        if self.config.notify:
+            error = run_hook(self.config.notify, message)
+            if error:
+                log.warning("the notify hook failed: %s", error)
 
 
 def _signal_ready(fd: int | None, message: str) -> None:
@@ -167,6 +260,70 @@ def _lock(dd: DataDir) -> fasteners.InterProcessLock:
     return private_lock(dd.daemon_lock)
 
 
+Identity = tuple[int, int, int]
+"""What tells a file from another made at the same path: device, inode (which a new file may
+reuse at once) and its change time (which nothing changes on a lock file after it is made)."""
+
+
+def _identity(path: Path) -> Identity:
+    return _identity_of(os.stat(path))
+
+
+def _identity_of(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def _write_holder(dd: DataDir, lock: fasteners.InterProcessLock) -> Identity:
+    """Say who holds the flock (right after taking it); return the held lock file's identity."""
+    pid = os.getpid()
+    write_json(dd.daemon_pid, {"pid": pid, "process_start": start_time(pid)})
+    return _identity_of(os.fstat(lock.lockfile.fileno()))
+
+
+def _forget_holder(dd: DataDir) -> None:
+    """Before the flock goes: the pid file names this process no more (unless it is not ours)."""
+    with contextlib.suppress(OSError, LooopError):
+        if read_json(dd.daemon_pid).get("pid") == os.getpid():
+            os.unlink(dd.daemon_pid)
+
+
+def _holder(dd: DataDir) -> int | None:
+    """The pid the holder of the flock wrote, if that process is alive."""
+    try:
+        raw = read_json(dd.daemon_pid)
+    except (OSError, LooopError):
+        return None
+    pid = raw.get("pid")
+    return pid if isinstance(pid, int) and is_running(pid, raw.get("process_start")) else None
+
+
+def _stopping(dd: DataDir, pid: int) -> bool:
+    status = read_status(dd)
+    return status.get("pid") == pid and status.get("status") in ("stopping", "down")
+
+
+def running_holder(dd: DataDir, timeout: float = STOP_TIMEOUT) -> int | str | None:
+    """The pid of the `up` process that holds the flock and is not stopping, or None once the
+    flock is free. One that is stopping (`down` is at work) is waited for, up to `timeout`; one
+    that just took the flock, until it names itself (NAME_WAIT; else the status's pid, or
+    "unknown")."""
+    began = time.monotonic()
+    while is_up(dd):
+        waited = time.monotonic() - began
+        pid: int | str | None = _holder(dd)
+        if pid is None and waited > NAME_WAIT:
+            status = read_status(dd)  # an `up` older than the pid file, or a stranger
+            pid = status["pid"] if status["running"] and status.get("status") != "stopping" else None
+            if pid is None and waited > timeout:
+                return "unknown"
+        if isinstance(pid, str) or (pid is not None and not _stopping(dd, pid)):
+            return pid
+        if waited > timeout:
+            raise Conflict(f"looop (pid {pid or 'unknown'}) is still stopping after {timeout:g}s")
+        time.sleep(0.05)
+    return None
+
+
 def run_foreground(dd: DataDir) -> int:
     """`looop up --foreground`: take the flock, run until SIGTERM/SIGINT, release everything."""
     ready_env = os.environ.pop("LOOOP_READY_FD", None)
@@ -178,20 +335,28 @@ def run_foreground(dd: DataDir) -> int:
         raise
     os.umask(0o077)  # what up, its sensors and its workers create stays private to this user
     lock = _lock(dd)
-    if not lock.acquire(blocking=False):
-        pid = read_status(dd).get("pid", "unknown")
-        _signal_ready(ready, f"already {pid}")
-        raise AlreadyUp(pid)
+    while not lock.acquire(blocking=False):
+        try:
+            pid = running_holder(dd)  # waits while the holder is stopping
+        except LooopError as exc:
+            _signal_ready(ready, f"error {exc.message}")
+            raise
+        if pid is not None:
+            _signal_ready(ready, f"already {pid}")
+            raise AlreadyUp(pid)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    daemon: Daemon | None = None
     try:
-        daemon = Daemon(dd, config)
+        daemon = Daemon(dd, config, _write_holder(dd, lock))
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: daemon.stop_requested.set())
+            signal.signal(sig, lambda *_: daemon.stop_requested.set() if daemon else None)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return daemon.run(ready)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(control.socket_path(dd))
+        if daemon is None or daemon.home_lost() is None:  # else these paths may be another's now
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(control.socket_path(dd))
+            _forget_holder(dd)
         lock.release()
 
 
@@ -199,8 +364,9 @@ def start_detached(dd: DataDir) -> int:
     """`looop up`: start the process in its own session with output to `up.log`; return its pid
     once it holds the flock and its tree is running."""
     load_config(dd.config)  # a bad config fails here, with its own exit code
-    if is_up(dd):
-        raise AlreadyUp(read_status(dd).get("pid", "unknown"))
+    holder = running_holder(dd)  # waits while a `down` stops the one that holds the flock
+    if holder is not None:
+        raise AlreadyUp(holder)
     read_end, write_end = os.pipe()
     log_fd = open_private(dd.log, os.O_WRONLY | os.O_APPEND)  # a link planted there is refused
     os.fchmod(log_fd, 0o600)

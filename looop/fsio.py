@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 import threading
@@ -274,12 +275,26 @@ def tail_lines(path: Path, count: int, block: int = 65536, max_line: int = MAX_T
 
 
 def private_lock(path: Path) -> fasteners.InterProcessLock:
-    """A fasteners lock whose file is created 0600 (fasteners would follow the umask)."""
-    import fasteners
-
+    """A fasteners lock whose file is created 0600 (fasteners would follow the umask), and whose
+    acquire raises FileNotFoundError when its directory is gone (fasteners would recreate it: a
+    data dir deleted under a running `up` must stay deleted)."""
     with contextlib.suppress(FileNotFoundError):  # the directory may not exist yet
         os.close(open_private(path, os.O_WRONLY))
-    return fasteners.InterProcessLock(str(path))
+    return _lock_class()(str(path))
+
+
+@functools.cache
+def _lock_class() -> type[fasteners.InterProcessLock]:
+    import fasteners
+
+    class NoMkdirLock(fasteners.InterProcessLock):  # type: ignore[misc]
+        lockfile: Any
+
+        def _do_open(self) -> None:
+            if self.lockfile is None or self.lockfile.closed:
+                self.lockfile = open(self.path, "a")  # noqa: SIM115 - held open while locked
+
+    return NoMkdirLock
 
 
 class StoreLock:

@@ -35,11 +35,22 @@ def record(
     dd: DataDir, verb: str, subject: str, result: str, reason: str = "", who: str | None = None
 ) -> None:
     """Append `- TIME WHO · VERB · SUBJECT · RESULT[ — reason: …]` to the journal."""
-    entry = f"- {timestamp()} {who or actor()} · {verb} · {one_line(subject)} · {one_line(result)}"
+    append(dd, entry(verb, subject, result, reason, who))
+
+
+def entry(verb: str, subject: str, result: str, reason: str = "", who: str | None = None) -> str:
+    """One journal line, stamped now (to append later with `append` when it cannot be now)."""
+    line = f"- {timestamp()} {who or actor()} · {verb} · {one_line(subject)} · {one_line(result)}"
     if reason:
-        entry += f" — reason: {one_line(reason)}"
+        line += f" — reason: {one_line(reason)}"
+    return line
+
+
+def append(dd: DataDir, *entries: str) -> None:
+    """Append lines made by `entry`, under the store lock."""
     with StoreLock.for_path(dd.store_lock).held():
-        append_line(dd.journal, entry)
+        for line in entries:
+            append_line(dd.journal, line)
 
 
 def tail(dd: DataDir, count: int = 20) -> list[str]:

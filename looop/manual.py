@@ -178,7 +178,7 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                      cost.jsonl, contract.md, worktree/; sessions/pulse/
                      is the `up` process (reaped session_ttl after end)
   notifications.jsonl  notices for the human
-  .lock .last-tick-hash .store.lock   scratch
+  .lock .up.pid .last-tick-hash .store.lock   scratch
   A fresh data dir is seeded once from files inside this program: a starter
   PLAYBOOK (whose first priority is to interview you and rewrite it),
   goals/setup.md, goals/playbook-daily.md and sensors/today.sh.

@@ -41,13 +41,13 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
     hook = load_config(dd.config).notify
     if not hook:
         return Delivery(hook_ran=False)
-    error = _run_hook(hook, message)
+    error = run_hook(hook, message)
     if error:
         journal.record(dd, "notify hook", hook[0], f"failed: {error}", who="looop")
     return Delivery(hook_ran=True, hook_error=error)
 
 
-def _run_hook(argv: list[str], message: str) -> str | None:
+def run_hook(argv: list[str], message: str) -> str | None:
     """Run the hook in a process group of its own; once its leader exits (or at HOOK_TIMEOUT)
     the whole group is ended, so that a child it left behind neither holds us nor lives on."""
     import subprocess

@@ -89,6 +89,12 @@ class DataDir:
         return self.root / ".lock"
 
     @property
+    def daemon_pid(self) -> Path:
+        """Who holds `daemon_lock`: written by the holder right after it takes the flock (a file
+        of its own, since closing any descriptor of the lock file would drop the flock)."""
+        return self.root / ".up.pid"
+
+    @property
     def store_lock(self) -> Path:
         """The inter-process lock every mutation takes."""
         return self.root / ".store.lock"

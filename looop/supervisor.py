@@ -4,9 +4,13 @@ A supervised actor reports how it ended (stopped, or crashed with an exception: 
 handler, in `on_start`, or in a thread it started with `spawn`) to its supervisor by `tell`.
 The supervisor restarts children one_for_one by their restart policy, within an intensity of
 at most `max_restarts` in `period` seconds; past it, it stops its children in reverse start
-order and escalates: it crashes itself, so that its own supervisor decides, and the top one
-calls `on_escalate`. Children only ever `tell` their supervisor, so that a supervisor blocking
-on a child's stop can never deadlock with it.
+order and escalates: it crashes itself, so that its own supervisor decides. The top one has no
+supervisor: whatever ends it by a crash (an escalation, an exception in its own handling or in its
+`on_start`) reaches `on_escalate`, after its children are stopped, so that the tree's top never
+dies silently. A restart whose factory raises counts as one more crash of that child. The event
+sink only reports: an exception in it is logged and never crashes the supervisor. Children only
+ever `tell` their supervisor, so that a supervisor blocking on a child's stop can never deadlock
+with it.
 """
 
 from __future__ import annotations
@@ -136,8 +140,12 @@ class SupervisedActor(pykka.ThreadingActor):
             log.exception("%s failed to clean up", self)
             error = error or exc
         finally:
-            if self.link is not None:
-                self.link.report(error)
+            self._ended(error)
+
+    def _ended(self, error: BaseException | None) -> None:
+        """Tell whoever watches this actor how it ended (after `cleanup`)."""
+        if self.link is not None:
+            self.link.report(error)
 
     # Threads ----------------------------------------------------------------------------------
 
@@ -242,7 +250,7 @@ class Supervisor(SupervisedActor):
         children: list[ChildSpec],
         intensity: Intensity,
         events: EventSink,
-        on_escalate: Callable[[str], None] | None = None,
+        on_escalate: Callable[[BaseException], None] | None = None,
         link: Link | None = None,
     ) -> None:
         super().__init__(link)
@@ -268,7 +276,13 @@ class Supervisor(SupervisedActor):
         if isinstance(message, _RestartDue):
             child = self._children.get(message.name)
             if child is not None and child.generation == message.generation and child.ref is None:
-                self._start(child.spec)
+                try:
+                    self._start(child.spec)
+                except Exception as exc:  # it could not even start: one more crash of that child
+                    log.exception("%s: restarting %s failed", self.name, message.name)
+                    self._child_exited(
+                        ChildExited(message.name, self._children[message.name].generation, exc)
+                    )
             return None
         if isinstance(message, StartChild):
             return self._start(message.spec)
@@ -285,7 +299,22 @@ class Supervisor(SupervisedActor):
         for name in reversed(self._order):
             self._stop_child(name)
 
+    def _ended(self, error: BaseException | None) -> None:
+        super()._ended(error)
+        if self.link is None and error is not None and self._on_escalate is not None:
+            try:
+                self._on_escalate(error)
+            except Exception:
+                log.exception("%s: on_escalate failed", self.name)
+
     # ------------------------------------------------------------------------------------------
+
+    def _event(self, event: str, child: str, detail: str) -> None:
+        """Report to the event sink; a sink that fails (a full disk) must not take the tree down."""
+        try:
+            self._events(event, child, detail)
+        except Exception:
+            log.exception("%s: could not report %s of %s (%s)", self.name, event, child, detail)
 
     def _start(self, spec: ChildSpec) -> pykka.ActorRef[Any]:
         existing = self._children.get(spec.name)
@@ -326,7 +355,7 @@ class Supervisor(SupervisedActor):
             self._children.pop(message.name, None)
             self._order.remove(message.name)
             if crashed:
-                self._events(
+                self._event(
                     "crash", f"{self.name}/{message.name}", f"{message.error!r}; not restarted (temporary)"
                 )
             return
@@ -342,7 +371,7 @@ class Supervisor(SupervisedActor):
             )
             return
         delay = min(self._intensity.max_backoff, self._intensity.backoff * 2 ** (len(self._restarts) - 1))
-        self._events("restart", f"{self.name}/{message.name}", f"{reason}; restarting in {delay:.1f}s")
+        self._event("restart", f"{self.name}/{message.name}", f"{reason}; restarting in {delay:.1f}s")
         timer = threading.Timer(
             delay, tell_quietly, [self.actor_ref, _RestartDue(message.name, child.generation)]
         )
@@ -351,8 +380,6 @@ class Supervisor(SupervisedActor):
         timer.start()
 
     def _escalate(self, why: str) -> None:
-        self._events("escalate", self.name, f"giving up: {why}; stopping its children")
+        self._event("escalate", self.name, f"giving up: {why}; stopping its children")
         self.cleanup()
-        if self._on_escalate is not None:
-            self._on_escalate(why)
         raise Escalated(f"{self.name} gave up: {why}")

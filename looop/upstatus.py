@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running, start_time
 from looop.render import age
 
+log = logging.getLogger("looop")
+MAX_PENDING = 200  # journal lines kept to retry while the disk is full
 _NUMBERS = {"started": fields.MAX_TIME, "last_beat_at": fields.MAX_TIME, "last_beat_duration": 1e9}
 _NUMBERS.update(beats=1e15, restarts=1e15, escalations=1e15)
 
@@ -84,7 +87,16 @@ def summary(status: dict[str, Any], now: float | None = None) -> str:
 
 
 class StatusWriter:
-    """The `up` process's single writer of its status file (threads share it)."""
+    """The `up` process's single writer of its status file (threads share it), and of its own
+    journal lines.
+
+    Both are best effort and retried, never raised into the actor that reports (a disk full for a
+    few seconds must not crash the supervision tree): a status write that fails is logged to
+    up.log and counted (`write_failures`), and the next update rewrites the whole file; a journal
+    line that cannot be appended is logged with its text, kept (the latest `MAX_PENDING`) and
+    appended, with its own time, once a write succeeds again. What makes `up` give up instead (its
+    data dir gone or replaced, its tree ended) is decided by `looop.daemon.Daemon`.
+    """
 
     def __init__(self, dd: DataDir, pid: int) -> None:
         self.dd = dd
@@ -100,12 +112,16 @@ class StatusWriter:
             "escalations": 0,
             "sensors": {},
             "last_error": None,
+            "write_failures": 0,
         }
+        self._failing: str | None = None  # the error of the current run of failed status writes
+        self._pending: list[str] = []  # journal lines not appended yet
+        self._journal_lock = threading.Lock()
         ensure_dir(dd.session(PULSE_SESSION))
 
-    def update(self, **fields: Any) -> None:
-        """Merge `fields` and rewrite the file. `beat=(n, seconds, per_sensor)` and
-        `sensor=(name, meta)` are folded in."""
+    def update(self, **fields: Any) -> bool:
+        """Merge `fields` and rewrite the file; False when that failed (the next update retries).
+        `beat=(n, seconds, per_sensor)` and `sensor=(name, meta)` are folded in."""
         with self._lock:
             beat = fields.pop("beat", None)
             if beat is not None:
@@ -118,15 +134,67 @@ class StatusWriter:
             if sensor is not None:
                 self._data["sensors"] = {**self._data["sensors"], sensor[0]: sensor[1]}
             self._data.update(fields)
+            written = self._write()
+        if written:
+            self._flush_journal()
+        return written
+
+    def _write(self) -> bool:
+        try:
             write_json(self.dd.session_state(PULSE_SESSION), self._data)
+        except OSError as exc:
+            if self._failing is None:
+                log.warning("could not write the status file (retried at every update): %s", exc)
+            self._failing = str(exc)
+            self._data["write_failures"] = int(self._data.get("write_failures", 0)) + 1
+            self._data["last_error"] = f"could not write the status file: {exc}"
+            return False
+        if self._failing is not None:
+            log.warning(
+                "the status file is written again, after %s failed writes", self._data["write_failures"]
+            )
+            self._failing = None
+        return True
+
+    def journal(self, verb: str, subject: str, result: str) -> bool:
+        """Journal a line of the `up` process's own; when that fails, log it and retry later."""
+        line = journal.entry(verb, subject, result, who="looop")
+        with self._lock:
+            self._pending.append(line)
+            del self._pending[:-MAX_PENDING]
+        if self._flush_journal():
+            return True
+        log.warning("could not journal this line (kept to retry): %s", line)
+        return False
+
+    def _flush_journal(self) -> bool:
+        """Append the pending journal lines, oldest first; False if some are still pending."""
+        if not self._journal_lock.acquire(blocking=False):
+            return False  # another thread is at it
+        try:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        return True
+                    line = self._pending[0]
+                try:
+                    journal.append(self.dd, line)
+                except OSError:
+                    return False
+                with self._lock:
+                    if self._pending and self._pending[0] == line:
+                        self._pending.pop(0)
+        finally:
+            self._journal_lock.release()
 
     def count(self, key: str) -> None:
         with self._lock:
             self._data[key] = int(self._data.get(key, 0)) + 1
 
     def supervisor_event(self, event: str, child: str, detail: str) -> None:
-        """Journal every restart, crash and escalation; count them; tell the human of escalations."""
-        journal.record(self.dd, f"supervisor {event}", child, detail, who="looop")
+        """Journal every restart, crash and escalation; count them; tell the human of escalations.
+        Best effort, as every write of this class: it never raises for a failed write."""
+        self.journal(f"supervisor {event}", child, detail)
         if event == "restart":
             self.count("restarts")
         elif event == "escalate":
@@ -138,4 +206,5 @@ class StatusWriter:
             try:
                 notify(self.dd, f"looop supervisor gave up on {child}: {detail}", who="looop")
             except Exception as exc:  # the notice must not take the shutdown down with it
-                journal.record(self.dd, "notify", "looop", f"could not notify: {exc}", who="looop")
+                log.warning("could not notify of the escalation of %s: %s", child, exc)
+                self.journal("notify", "looop", f"could not notify: {exc}")

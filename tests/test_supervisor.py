@@ -188,3 +188,62 @@ def test_stopping_a_supervisor_stops_children_in_reverse_start_order() -> None:
     sup.ask(StartChild(counter("c", rec)), timeout=5)
     sup.stop(timeout=10)
     assert rec.stops == ["c", "b", "a"]
+
+
+def test_a_failing_event_sink_never_stops_the_supervisor_from_restarting() -> None:
+    rec = Recorder()
+
+    def full_disk(event: str, child: str, detail: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    sup = Supervisor.start("top", [counter("a", rec)], FAST, full_disk)
+    ref_of(sup, "a").tell("crash")
+    rec.wait(lambda: rec.starts.count("a") == 2)
+    assert sup.is_alive() and ref_of(sup, "a").ask("inc", timeout=5) == 1
+
+
+def test_a_top_supervisor_that_crashes_in_its_own_handling_tells_on_escalate() -> None:
+    rec = Recorder()
+    ended: list[BaseException] = []
+    told = threading.Event()
+
+    class Brittle(Supervisor):
+        def handle(self, message: Any) -> Any:
+            if message == "bug":
+                raise KeyError("a bug in the supervisor")
+            return super().handle(message)
+
+    def escalated(error: BaseException) -> None:
+        ended.append(error)
+        told.set()
+
+    sup = Brittle.start("top", [counter("a", rec)], FAST, rec, escalated)
+    ref_of(sup, "a")
+    sup.tell("bug")
+    assert told.wait(10)
+    assert isinstance(ended[0], KeyError) and not sup.is_alive()
+    assert rec.stops == ["a"]  # its children were stopped before it told
+
+
+def test_a_restart_that_cannot_even_start_counts_as_a_crash_until_it_escalates() -> None:
+    rec = Recorder()
+    ended: list[BaseException] = []
+    told = threading.Event()
+    starts: list[int] = []
+
+    def factory(link: Link) -> pykka.ActorRef[Any]:
+        starts.append(1)
+        if len(starts) > 1:
+            raise OSError(28, "No space left on device")
+        return Counter.start("a", rec, link)
+
+    def escalated(error: BaseException) -> None:
+        ended.append(error)
+        told.set()
+
+    sup = Supervisor.start("top", [ChildSpec("a", factory)], FAST, rec, escalated)
+    ref_of(sup, "a").tell("crash")
+    assert told.wait(10)
+    assert len(starts) == FAST.max_restarts + 1
+    assert [e[0] for e in rec.events] == ["restart"] * FAST.max_restarts + ["escalate"]
+    assert "No space left on device" in rec.events[-1][2] and "gave up" in str(ended[0])

@@ -54,6 +54,10 @@ class _WorldWaiter:
     as_json: bool | None
 
 
+def _identity(info: os.stat_result) -> tuple[int, int, int]:
+    return info.st_dev, info.st_ino, info.st_ctime_ns  # an inode number alone may be reused
+
+
 def _format(request: dict[str, Any]) -> bool:
     return request.get("format") != "text"
 
@@ -73,12 +77,14 @@ class MailboxActor(SupervisedActor):
         self.handlers = handlers
         self.on_change = on_change
         self._server: socket.socket | None = None
+        self._bound: tuple[int, int, int] | None = None  # the socket file it bound
         self._closing = threading.Event()
         self._world_waiters: list[_WorldWaiter] = []
         self._answer_waiters: list[tuple[socket.socket, str]] = []
 
     def started(self) -> None:
         self._server = control.listen(self.dd)
+        self._bound = _identity(os.stat(control.socket_path(self.dd)))
         self.spawn(self._accept_loop, "mailbox-accept")
         self.spawn(self._watch_loop, "mailbox-watch")
 
@@ -86,8 +92,10 @@ class MailboxActor(SupervisedActor):
         self._closing.set()
         if self._server is not None:
             self._server.close()
+            path = control.socket_path(self.dd)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(control.socket_path(self.dd))
+                if _identity(os.stat(path)) == self._bound:  # not a new `up`'s (our data dir went)
+                    os.unlink(path)
         for conn in [w.conn for w in self._world_waiters] + [c for c, _ in self._answer_waiters]:
             control.send_quietly(conn, {"ok": False, "error": "looop is going down"})
 

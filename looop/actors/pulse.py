@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from typing import Any
 
 import pykka
 
-from looop.actors.sensor import RunSensor, SensorActor, SensorDone
+from looop.actors.sensor import UNWRITTEN, RunSensor, SensorActor, SensorDone
 from looop.config import Config
 from looop.fsio import remove
 from looop.ids import is_valid_id
@@ -58,7 +60,8 @@ class _BeatInProgress:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-StatusSink = Callable[..., None]
+StatusSink = Callable[..., object]
+log = logging.getLogger(__name__)
 
 
 def sensor_names(dd: DataDir) -> list[str]:
@@ -146,7 +149,12 @@ class PulseActor(SupervisedActor):
             self._status(last_error=f"beat skipped: the sensors supervisor is not available ({exc!r})")
             return
         self._count += 1
-        beat = _BeatInProgress(self._count, new_beat_dir(self.dd.snapshots, self._count), set(names))
+        try:
+            staging = new_beat_dir(self.dd.snapshots, self._count)
+        except OSError as exc:
+            self._failed(self._count, f"could not make its directory: {exc}")
+            return
+        beat = _BeatInProgress(self._count, staging, set(names))
         self._beat = beat
         timeout = self.config.effective_sensor_timeout
         for name in names:
@@ -179,20 +187,38 @@ class PulseActor(SupervisedActor):
         if beat is None or beat.number != number:
             return
         for name in beat.pending:
-            write_reading(beat.staging, name, "[no reading: the sensor's actor did not report (restarted)]")
             beat.results[name] = {"status": "lost", "exit": None, "duration": None}
+            try:
+                write_reading(
+                    beat.staging, name, "[no reading: the sensor's actor did not report (restarted)]"
+                )
+            except OSError:
+                beat.results[name]["status"] = UNWRITTEN
         self._finish()
 
     def _finish(self) -> None:
         beat = self._beat
         assert beat is not None
         self._beat = None
-        publish(self.dd.snapshots, beat.staging)
+        unwritten = sorted(n for n, meta in beat.results.items() if meta["status"] == UNWRITTEN)
+        try:
+            if unwritten:
+                raise OSError(f"the reading of {', '.join(unwritten)} could not be written")
+            publish(self.dd.snapshots, beat.staging)
+        except OSError as exc:
+            shutil.rmtree(beat.staging, ignore_errors=True)
+            self._failed(beat.number, f"not published, the last snapshots stay: {exc}")
+            return
         self._status(beat=(beat.number, time.monotonic() - beat.began, beat.results))
         try:
             tidy(self.dd, self.config.session_ttl)
         except OSError as exc:
             self._status(last_error=f"housekeeping failed: {exc}")
+
+    def _failed(self, number: int, why: str) -> None:
+        """A beat that could not be written (a full disk) is skipped: the next one tries again."""
+        log.warning("beat %s failed: %s", number, why)
+        self._status(last_error=f"beat {number} failed: {why}")
 
     def _run_one(self, name: str) -> None:
         if name not in sensor_names(self.dd):

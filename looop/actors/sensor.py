@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from looop.snapshots import write_reading
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 _injected_crashes: dict[str, int] = {}
+log = logging.getLogger(__name__)
+UNWRITTEN = "unwritten"  # the sensor ran, its reading could not be written
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,11 @@ class SensorActor(SupervisedActor):
             )
             self._running_group = None
             if result.status != "busy":
-                write_reading(request.target, self.name, result.reading)
+                try:
+                    write_reading(request.target, self.name, result.reading)
+                except OSError as exc:  # a full disk: the pulse drops this beat, the next one retries
+                    log.warning("could not write the reading of sensor %s: %s", self.name, exc)
+                    result = dataclasses.replace(result, status=UNWRITTEN)
             tell_quietly(me, _Finished())
             tell_quietly(request.reply_to, SensorDone(request.beat, result))
 
