@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,11 +52,26 @@ def gone(pid: int) -> bool:
     return not alive(pid)
 
 
-def log_elsewhere(looop: Looop, outside: Path) -> Path:
-    """Point the data dir's up.log at a file outside it, so that it survives the data dir."""
-    outside.touch()
-    (looop.data / "up.log").symlink_to(outside)
-    return outside
+def up_logging_to(daemon: Up, log: Path) -> int:
+    """Start a real `up --foreground` whose log is `log`, outside the data dir (so that it
+    outlives a full disk or a deleted data dir: looop itself never writes up.log through a
+    link); return its pid once it is up."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [daemon.looop.program, "up", "--foreground"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=daemon.looop.env,
+            start_new_session=True,
+        )
+    daemon.pids.append(process.pid)
+    wait_for(
+        lambda: process.poll() is not None or daemon.pulse().get("status") == "up", what="up to be up"
+    )
+    assert process.poll() is None, log.read_text()
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it exits
+    return process.pid
 
 
 def test_up_keeps_working_through_a_disk_that_is_full_for_a_while(looop: Looop, tmp_path: Path) -> None:
@@ -65,8 +81,8 @@ def test_up_keeps_working_through_a_disk_that_is_full_for_a_while(looop: Looop, 
         try:
             daemon.configure(interactive=AGENT, interval="1s")
             small.run("_", "sensor", "write", "clock", "#!/bin/sh\ndate +%s%N\n")
-            log = log_elsewhere(small, tmp_path / "up.log")
-            pid = daemon.start()
+            log = tmp_path / "up.log"
+            pid = up_logging_to(daemon, log)
             daemon.wait_beats(2)
             small.run("_", "worker", "start", "steady", script("say before", "sleep 2", "print 200000"))
             wait_for(lambda: worker(small, "steady").get("state") == "running", what="the first worker")
@@ -94,8 +110,8 @@ def test_up_exits_non_zero_when_its_data_dir_is_deleted(looop: Looop, up: Up, tm
     up.configure(interval="1s")
     marker = f"sleep 300.{os.getpid()}1"
     looop.run("_", "sensor", "write", "busy", f"#!/bin/sh\n{marker}\n")
-    log = log_elsewhere(looop, tmp_path / "up.log")
-    pid = up.start()
+    log = tmp_path / "up.log"
+    pid = up_logging_to(up, log)
     wait_for(lambda: processes_with(marker), what="the sensor to run")
     shutil.rmtree(looop.data)
     wait_for(lambda: not alive(pid), timeout=30, what="the up process to exit")
