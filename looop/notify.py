@@ -9,7 +9,7 @@ import orjson
 
 from looop import fields, journal
 from looop.config import load_config
-from looop.errors import CorruptFile, InvalidInput
+from looop.errors import ConfigError, CorruptFile, InvalidInput
 from looop.fsio import SCHEMA_VERSION, StoreLock, append_line, tail_lines
 from looop.paths import DataDir
 from looop.procenv import child_env
@@ -38,7 +38,12 @@ def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
     with StoreLock.for_path(dd.store_lock).held():
         append_line(dd.notifications, orjson.dumps(entry).decode())
         journal.record(dd, "notify", sender, message, who=sender)
-    hook = load_config(dd.config).notify
+    try:
+        hook = load_config(dd.config).notify
+    except ConfigError as exc:  # the notice is recorded: a broken config only costs the hook
+        skipped = f"not run: {exc.message}"
+        journal.record(dd, "notify hook", "config", skipped, who="looop")
+        return Delivery(hook_ran=False, hook_error=skipped)
     if not hook:
         return Delivery(hook_ran=False)
     error = run_hook(hook, message)
