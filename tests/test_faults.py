@@ -260,10 +260,11 @@ def test_reaping_removes_ended_sessions_past_their_ttl_and_keeps_live_ones(looop
     looop.run("_", "answer", wait_for(lambda: looop.state()["asks"], what="the ask")[0]["id"], "yes")
     assert report(looop, "done.md") == "finished\n"
     ended(looop, "done")
-    wait_for(lambda: not (looop.data / "sessions/done").exists(), timeout=30, what="the reaping")
+    # the journal line is the last step of a reaping: the files are gone by then
+    wait_for(lambda: "looop · reap · done · ended" in looop.journal(), timeout=30, what="the reaping")
+    assert not (looop.data / "sessions/done").exists()
     assert not (looop.data / "prompts/done.md").exists()
     assert not list((looop.data / "asks").glob("done-*.json"))
     assert (looop.data / "reports/done.md").exists()
-    assert "looop · reap · done · ended" in looop.journal()
     fleet.wait_beats(fleet.pulse()["beats"] + 3)
     assert worker(looop, "busy")["alive"] and "staying" in screen(looop, "busy")
