@@ -4,12 +4,15 @@
 # What it needs: `pyoxidizer build` downloads a python-build-standalone distribution and a Rust
 # toolchain, then compiles crates (pyembed, python-oxidized-importer, ...) from crates.io.
 #
-# Why it is not the tested route: those downloads are out of reach of our CI machines; PyOxidizer
-# 0.24 (the latest) knows CPython only up to 3.10 while looop needs 3.11 (match statements,
-# typing); and on Linux it cannot import orjson's compiled extension from memory, so that module
-# has to sit as a file beside the executable anyway. The tested single binary is PyInstaller's
-# (`make binary`, see packaging/binary.sh); CI only checks that this file still parses
-# (`pyoxidizer list-targets` downloads nothing).
+# Python: PyOxidizer 0.24 (the latest) knows CPython up to 3.10, the oldest Python looop supports
+# (pyproject.toml: requires-python >= 3.10), so pip resolves every dependency for 3.10 as it does
+# on Ubuntu 22.04 (pykka then stays below 4.5, which needs 3.11).
+#
+# Why it is not the tested route: those downloads are out of reach of our CI machines, and on
+# Linux the orjson extension cannot be imported from memory, so it sits as a file in lib/ beside
+# the executable. The tested single binary is PyInstaller's (`make binary`, see
+# packaging/binary.sh); CI checks that this file parses (`pyoxidizer list-targets` downloads
+# nothing) and that its Python is one pyproject.toml allows.
 
 def make_exe():
     dist = default_python_distribution(python_version = "3.10")
@@ -23,6 +26,9 @@ def make_exe():
     config = dist.make_python_interpreter_config()
     # `python -m looop`: looop/__main__.py calls looop.entry.main, the console entry point.
     config.run_module = "looop"
+    # The files in lib/ (orjson's extension) are found by the standard importer, from there.
+    config.filesystem_importer = True
+    config.module_search_paths = ["$ORIGIN/lib"]
 
     exe = dist.to_python_executable(
         name = "looop",
@@ -31,7 +37,8 @@ def make_exe():
     )
     # looop and its dependencies (pykka, pexpect, ptyprocess, pyte, orjson, fasteners, click),
     # with the seeds as package data of looop.seeds (pyproject.toml maps seeds/ there).
-    exe.add_python_resources(exe.pip_install(["."]))
+    # CWD is the directory of this file: the checkout, whatever directory pyoxidizer runs from.
+    exe.add_python_resources(exe.pip_install([CWD]))
     return exe
 
 def make_install(exe):

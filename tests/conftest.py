@@ -144,6 +144,48 @@ def alive(pid: int) -> bool:
     return True
 
 
+# Where a process sleeps while it waits on file descriptors (poll, select, epoll, a blocking read
+# of the `up` process's socket), by kernel symbol, with the syscall numbers as a fallback where
+# /proc/PID/wchan says only "0".
+WAIT_CHANNELS = ("poll", "select", "epoll", "unix_stream_read")
+WAIT_SYSCALLS = {"x86_64": {7, 23, 45, 232, 270, 271, 281}, "aarch64": {22, 72, 73, 207}}
+TIMER_CHANNELS = ("nanosleep",)
+TIMER_SYSCALLS = {"x86_64": {35, 230}, "aarch64": {101, 115}}
+
+
+def asleep_waiting(pid: int, timers: bool = False) -> bool:
+    """True while `pid` is asleep in the kernel waiting on file descriptors (or, with `timers`, on
+    a clock, as a follower that polls does): the kernel's word that a waiter is blocked, where a
+    delay would only be a guess."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        if state != "S":
+            return False
+        channels = WAIT_CHANNELS + (TIMER_CHANNELS if timers else ())
+        if wchan not in ("", "0"):
+            return any(name in wchan for name in channels)
+        syscall = Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    machine = os.uname().machine
+    numbers = WAIT_SYSCALLS.get(machine, set()) | (TIMER_SYSCALLS.get(machine, set()) if timers else set())
+    return syscall.isdigit() and int(syscall) in numbers
+
+
+def blocked(proc: subprocess.Popen[str], what: str = "the process to block", timers: bool = False) -> None:
+    """Wait until `proc` is blocked waiting on its files or sockets (or a clock, with `timers`);
+    fail at once if it ends first."""
+
+    def check() -> bool:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"{what}: it ended first (exit {proc.returncode})\n{out}{err}")
+        return asleep_waiting(proc.pid, timers)
+
+    wait_for(check, what=what)
+
+
 def unique_marker(what: str) -> str:
     """A word no other process on this machine has in its argv (suites may run side by side)."""
     return f"{what}-{os.getpid()}-{time.monotonic_ns()}"

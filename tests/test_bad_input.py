@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,10 +59,43 @@ def test_usage_errors_are_one_line(looop: Looop, argv: list[str]) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_a_body_is_never_awaited_from_a_terminal(looop: Looop) -> None:
-    # with stdin at /dev/null the body is empty, which is refused
-    done = looop.run("_", "goal", "write", "g", code=2)
-    assert "empty" in done.stderr
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["_", "goal", "write", "g"], "goal body"),
+        (["_", "sensor", "write", "s"], "sensor script"),
+        (["_", "playbook", "write"], "playbook body"),
+        (["_", "answer", "w1-1"], "answer"),
+        (["_", "notify"], "message"),
+        (["_", "ask", "w1"], "prompt"),
+    ],
+    ids=["goal", "sensor", "playbook", "answer", "notify", "ask"],
+)
+def test_a_body_is_never_awaited_from_a_terminal(looop: Looop, argv: list[str], what: str) -> None:
+    looop.run("_", "state")
+    before = tree(looop.data)
+    controller, terminal = pty.openpty()  # stdin is a real terminal, as when a human types the verb
+    try:
+        done = subprocess.run(
+            [looop.program, *argv],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=30,  # a verb that reads the terminal would hang here
+            env=looop.env,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == f"looop: no {what} given: pass it inline or pipe it on stdin\n"
+    assert tree(looop.data) == before
+
+
+def test_an_empty_body_on_stdin_is_refused(looop: Looop) -> None:
+    done = looop.run("_", "goal", "write", "g", code=2)  # stdin at /dev/null: read, and empty
+    assert done.stderr.count("\n") == 1 and "empty" in done.stderr
+    assert not (looop.data / "goals/g.md").exists()
 
 
 def test_an_unwritable_data_dir_is_one_line(looop: Looop, tmp_path: Path) -> None:

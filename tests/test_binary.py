@@ -4,6 +4,7 @@ without Python: help, a seeded data dir, up, a worker that asks and is answered,
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,3 +82,14 @@ def test_pyoxidizer_bzl_still_parses() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["exe", "*install"]
+
+
+def test_pyoxidizer_bzl_builds_with_a_python_that_pyproject_allows() -> None:
+    bzl = (ROOT / "pyoxidizer.bzl").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    built = re.search(r'default_python_distribution\(python_version = "(3\.\d+)"\)', bzl)
+    floor = re.search(r'^requires-python = ">=(3\.\d+)"$', pyproject, re.MULTILINE)
+    assert built and floor, "pyoxidizer.bzl names its Python and pyproject.toml its oldest"
+    version = tuple(int(part) for part in built.group(1).split("."))
+    assert version >= tuple(int(part) for part in floor.group(1).split("."))
+    assert "$ORIGIN/lib" in bzl  # where the extension modules that cannot load from memory go

@@ -73,24 +73,28 @@ def test_kill_9_of_up_mid_ask_loses_no_ask_and_no_answer(looop: Looop, fleet: Up
 
 
 def test_kill_9_of_up_mid_beat_leaves_no_stray_sensor_and_no_torn_snapshot(looop: Looop, fleet: Up) -> None:
-    marker = f"sleep 301.{os.getpid()}"
-    looop.run("_", "sensor", "write", "hung", f"#!/bin/sh\n{marker}\n")
-    for i in range(5):
-        looop.run("_", "sensor", "write", f"s{i}", f"#!/bin/sh\nsleep 0.5\necho reading {i}\n")
+    # Every sensor of the beat hangs, each on a sleep of its own, until a flag file appears: the
+    # kill lands while all six run, however slow the machine.
+    flag = looop.data.parent / "flag"
+    base = f"3000.{os.getpid()}{time.monotonic_ns()}"
+    markers = [f"sleep {base}{i}" for i in range(6)]
+    looop.run("_", "sensor", "remove", "today")  # the seeded sensor would finish: its count is luck
+    for i, marker in enumerate(markers):
+        body = f'#!/bin/sh\nif [ -e "{flag}" ]; then echo reading {i}; else {marker}; fi\n'
+        looop.run("_", "sensor", "write", f"s{i}", body)
     first = fleet.start()
-    wait_for(lambda: processes_with(marker), what="the beat to be under way")
+    wait_for(lambda: all(pids_with(m) for m in markers), what="all six sensors of the beat to run")
     kill_9(first)
-    strays = pids_with(marker)
-    assert strays  # sensors run in sessions of their own: they outlive `up`
+    strays = [pid for m in markers for pid in pids_with(m)]
+    assert len(strays) == 6  # sensors run in sessions of their own: they outlive `up`
+    assert list((looop.data / "snapshots").glob("s*")) == []  # the killed beat swapped nothing in
+    flag.touch()  # from now on the sensors answer at once
     fleet.start()
-    assert not any(alive(pid) for pid in strays)
+    wait_for(lambda: not any(alive(pid) for pid in strays), what="the next up to end the strays")
     assert "looop · recover · sensors · ended 6 sensor run(s) left by a killed looop" in looop.journal()
-    fleet.configure(interactive=AGENT, sensor_timeout="1s")
-    looop.run("down")
-    fleet.start()
     fleet.wait_beats(1)
     snapshots = looop.state()["snapshots"]
-    assert {snapshots[f"s{i}"] for i in range(5)} == {f"reading {i}\n" for i in range(5)}
+    assert snapshots == {f"s{i}": f"reading {i}\n" for i in range(6)}
     assert [p.name for p in looop.data.glob(".snapshots*")] == []
     assert_consistent(looop)
 
@@ -289,10 +293,11 @@ def test_reaping_removes_ended_sessions_past_their_ttl_and_keeps_live_ones(looop
     looop.run("_", "answer", wait_for(lambda: looop.state()["asks"], what="the ask")[0]["id"], "yes")
     assert report(looop, "done.md") == "finished\n"
     ended(looop, "done")
-    wait_for(lambda: not (looop.data / "sessions/done").exists(), timeout=30, what="the reaping")
+    # the journal line is the last step of a reaping: the files are gone by then
+    wait_for(lambda: "looop · reap · done · ended" in looop.journal(), timeout=30, what="the reaping")
+    assert not (looop.data / "sessions/done").exists()
     assert not (looop.data / "prompts/done.md").exists()
     assert not list((looop.data / "asks").glob("done-*.json"))
     assert (looop.data / "reports/done.md").exists()
-    assert "looop · reap · done · ended" in looop.journal()
     fleet.wait_beats(fleet.pulse()["beats"] + 3)
     assert worker(looop, "busy")["alive"] and "staying" in screen(looop, "busy")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import orjson
 import pytest
 
-from tests.conftest import AGENT, Looop, Up, ended, report, screen, script, wait_for, worker
+from tests.conftest import AGENT, Looop, Up, blocked, ended, report, screen, script, wait_for, worker
 
 
 @pytest.fixture
@@ -66,9 +64,11 @@ def test_an_ask_past_its_deadline_takes_its_default_or_is_escalated(looop: Looop
     )
     assert "URGENT" in looop.run("status").stdout
     # an ask nobody waits on any more is settled by the pulse
-    asker = looop.popen("_", "ask", "w2", "--prompt", "Go?", "--timeout", "1", "--default", "go")
-    wait_for(lambda: len(looop.state()["asks"]) == 2, what="the second ask")
+    asker = looop.popen("_", "ask", "w2", "--prompt", "Go?", "--timeout", "3", "--default", "go")
+    blocked(asker, "the asker to wait")
     asker.kill()
+    asker.wait()
+    assert not (looop.data / "answers/w2-1.json").exists()  # the asker did not settle it itself
     wait_for(lambda: "answer · w2-1 · go (its default" in looop.journal(), what="the pulse to settle it")
 
 
@@ -127,8 +127,8 @@ def test_the_worker_cap_refuses_or_queues(looop: Looop, fleet: Up) -> None:
     )
     queued = looop.popen("_", "worker", "start", "c", "--queue", script("report c.md started", "exit"))
     wait_for(lambda: "worker start · c · queued: 2 workers run" in looop.journal(), what="the queue")
-    time.sleep(0.5)
-    assert queued.poll() is None and not (looop.data / "sessions/c").exists()
+    blocked(queued, "the queued start to wait for a free slot")
+    assert not (looop.data / "sessions/c").exists()
     looop.run("_", "answer", "a-1", "yes")
     out, err = queued.communicate(timeout=60)
     assert queued.returncode == 0 and out.startswith("worker c started"), err

@@ -8,7 +8,7 @@ import sys
 import orjson
 import pytest
 
-from tests.conftest import Looop, Up
+from tests.conftest import Looop, Up, blocked
 
 PROBE = """
 import sys
@@ -83,6 +83,7 @@ def test_the_daemon_serves_the_same_state_and_wait_as_the_files_give(looop: Looo
     assert (looop.data / ".last-tick-hash").read_text() == first["world_hash"] + "\n"
     assert looop.run("_", "wait", "--json", "--timeout", "1", code=124).stdout.startswith("{")
     waiter = looop.popen("_", "wait")
+    blocked(waiter, "the wait to block on the daemon")
     looop.run("_", "goal", "write", "fresh", "body")
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0 and "fresh" in out and out.startswith("looop  world "), err

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 import orjson
 
 from looop.bootstrap import open_data_dir
 from looop.mailbox import cancel_asks_of
 from looop.paths import DataDir
-from tests.conftest import Looop, wait_for
+from tests.conftest import Looop, blocked, wait_for
 
 
 def pending(looop: Looop) -> list[dict[str, object]]:
@@ -41,14 +40,11 @@ def test_an_answer_reaches_the_blocked_asker_at_once(looop: Looop) -> None:
         "reference": "reports/plan.md",
         "options": ["yes", "no"],
     }
-    assert asker.poll() is None
+    blocked(asker, "the asker to block on file events")  # not on a clock: the answer wakes it
     looop.run("_", "answer", "w1-1", "YES")
-    answered = time.monotonic()
     out, err = asker.communicate(timeout=10)
-    woke = time.monotonic() - answered
     assert asker.returncode == 0, err
     assert out == "yes\n"  # the option's own spelling
-    assert woke < 2.0, f"the asker took {woke:.2f}s to wake"
     assert pending(looop) == []
     delivered = orjson.loads((looop.data / "answers/w1-1.json").read_bytes())
     assert delivered["answer"] == "yes" and delivered["delivered_at"]
@@ -84,6 +80,7 @@ def test_an_interrupted_ask_re_attaches_when_asked_again(looop: Looop) -> None:
     first.wait(timeout=10)
     assert [a["id"] for a in pending(looop)] == ["w1-1"]
     second = looop.popen("_", "ask", "w1", "--prompt", "Deploy?")
+    blocked(second, "the second asker to block")  # re-attached and waiting, not served later
     looop.run("_", "answer", "w1-1", "go")
     out, _ = second.communicate(timeout=10)
     assert out == "go\n"

@@ -8,7 +8,7 @@ import time
 
 import orjson
 
-from tests.conftest import Looop, pids_with
+from tests.conftest import Looop, pids_with, wait_for
 
 
 def test_goal_write_inline_then_from_stdin_replaces_it(looop: Looop) -> None:
@@ -110,14 +110,12 @@ def test_run_with_several_words_is_an_argv_not_a_shell_line(looop: Looop) -> Non
 
 
 def test_run_kills_the_whole_group_at_its_timeout(looop: Looop) -> None:
-    marker = looop.data.parent / "late"
-    done = looop.run("_", "run", "--timeout", "1", f"(sleep 3; touch {marker}) & sleep 30", code=124)
+    marker = f"sleep 300.{os.getpid()}{time.monotonic_ns()}"  # in the argv of the shell and its child
+    done = looop.run("_", "run", "--timeout", "2", f"{marker} & echo forked; exec sleep 30", code=124)
+    assert done.stdout == "forked\n"  # the background child existed before the timeout
     assert "timed out" in done.stderr
-    assert "timed out after 1s, killed" in looop.journal()
-    import time
-
-    time.sleep(3.5)
-    assert not marker.exists()
+    assert "timed out after 2s, killed" in looop.journal()
+    wait_for(lambda: pids_with(marker) == [], what="the background child to be ended with its group")
 
 
 def test_run_does_not_hang_on_a_background_child_holding_the_pipe(looop: Looop) -> None:

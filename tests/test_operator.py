@@ -14,7 +14,19 @@ from typing import ClassVar
 import orjson
 import pytest
 
-from tests.conftest import AGENT, LOOOP, Looop, Up, ended, report, screen, script, wait_for, worker
+from tests.conftest import (
+    AGENT,
+    LOOOP,
+    Looop,
+    Up,
+    blocked,
+    ended,
+    report,
+    screen,
+    script,
+    wait_for,
+    worker,
+)
 
 
 @pytest.fixture
@@ -60,6 +72,7 @@ def test_tail_follows_the_journal(looop: Looop) -> None:
     looop.run("_", "goal", "write", "one", "first goal")
     assert " · goal write · one · created" in looop.run("tail", "-n", "1", "--no-follow").stdout
     follower = looop.popen("tail", "-n", "0")
+    blocked(follower, "tail to wait for new lines", timers=True)  # else it may start after the write
     looop.run("_", "goal", "write", "two", "second goal")
     assert follower.stdout is not None
     line = follower.stdout.readline()

@@ -162,7 +162,7 @@ def test_a_child_that_keeps_crashing_escalates_and_stops_the_rest_in_reverse_ord
         ref.tell("crash")
         rec.wait(lambda n=n: rec.starts.count("b") == n + 1 or escalated.is_set())
     assert escalated.wait(10)
-    rec.wait(lambda: not sup.is_alive())
+    assert sup.actor_stopped.wait(10)  # set when the supervisor's actor has stopped
     assert [e[0] for e in rec.events][-1] == "escalate"
     # b had crashed for good; the survivors were stopped last-started first
     assert rec.stops[-2:] == ["c", "a"]

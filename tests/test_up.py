@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from tests.conftest import LOOOP, Looop, Up, alive, processes_with, wait_for
+from tests.conftest import LOOOP, Looop, Up, alive, blocked, processes_with, wait_for
 
 
 def unique_sleep() -> str:
@@ -58,12 +58,15 @@ def test_up_after_a_kill_9_is_not_blocked_by_the_stale_lock(looop: Looop, up: Up
 
 def test_sensors_run_in_parallel(looop: Looop, up: Up) -> None:
     up.configure()
+    # a barrier: each sensor reports only once all twenty are running; one after another, the
+    # first would wait until its timeout and report that instead
+    arrived = looop.data.parent / "arrived"
+    arrived.mkdir()
     for i in range(20):
-        looop.run("_", "sensor", "write", f"s{i}", f"#!/bin/sh\nsleep 1\necho reading {i}\n")
+        barrier = f'touch "{arrived}/{i}"\nuntil [ "$(ls "{arrived}" | wc -l)" -ge 20 ]; do sleep 0.1; done\n'
+        looop.run("_", "sensor", "write", f"s{i}", f"#!/bin/sh\n{barrier}echo reading {i}\n")
     up.start()
-    pulse = up.wait_beats(1)
-    # run one after another they would take 20 s
-    assert pulse["last_beat_duration"] < 10, pulse
+    up.wait_beats(1)
     snapshots = looop.state()["snapshots"]
     assert {k: v for k, v in snapshots.items() if k != "today"} == {
         f"s{i}": f"reading {i}\n" for i in range(20)
@@ -173,11 +176,13 @@ def test_wait_blocks_on_the_daemon_and_wakes_on_an_ask_and_a_changed_reading(loo
     up.wait_beats(1)
     looop.run("_", "wait")
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block on the daemon")
     flag.write_text("red\n")
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err
     assert orjson.loads(out)["snapshots"]["ci"] == "red\n"
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block on the daemon")
     asker = looop.popen("_", "ask", "w1", "--prompt", "ship?")
     out, _ = waiter.communicate(timeout=30)
     assert [a["prompt"] for a in orjson.loads(out)["asks"]] == ["ship?"]

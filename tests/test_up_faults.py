@@ -66,9 +66,7 @@ def up_logging_to(daemon: Up, log: Path) -> int:
             start_new_session=True,
         )
     daemon.pids.append(process.pid)
-    wait_for(
-        lambda: process.poll() is not None or daemon.pulse().get("status") == "up", what="up to be up"
-    )
+    wait_for(lambda: process.poll() is not None or daemon.pulse().get("status") == "up", what="up to be up")
     assert process.poll() is None, log.read_text()
     threading.Thread(target=process.wait, daemon=True).start()  # reaped when it exits
     return process.pid

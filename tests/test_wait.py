@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tests.conftest import Looop, wait_for
+from tests.conftest import Looop, blocked
 
 
 def wait_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -36,6 +36,7 @@ def test_wait_returns_at_once_after_a_change_then_blocks_until_the_next(looop: L
 def test_a_new_ask_wakes_a_blocked_wait(looop: Looop) -> None:
     settle(looop)
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
     asker = looop.popen("_", "ask", "w1", "--prompt", "Merge it?", "--options", "yes,no")
     state = wait_json(waiter)
     assert [a["prompt"] for a in state["asks"]] == ["Merge it?"]
@@ -46,6 +47,7 @@ def test_a_new_ask_wakes_a_blocked_wait(looop: Looop) -> None:
 def test_a_changed_snapshot_wakes_a_blocked_wait(looop: Looop) -> None:
     settle(looop)
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
     # what the pulse does at each beat: readings land by rename
     tmp = looop.data / "snapshots/.ci.txt.tmp"
     tmp.write_text("red\n")
@@ -56,6 +58,7 @@ def test_a_changed_snapshot_wakes_a_blocked_wait(looop: Looop) -> None:
 def test_a_swapped_snapshots_dir_wakes_a_blocked_wait(looop: Looop) -> None:
     settle(looop)
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
     fresh = looop.data / "snapshots.new"
     fresh.mkdir()
     (fresh / "today.txt").write_text("date: x\n")
@@ -66,23 +69,26 @@ def test_a_swapped_snapshots_dir_wakes_a_blocked_wait(looop: Looop) -> None:
 
 def test_the_root_agents_own_journaled_moves_do_not_wake_it(looop: Looop) -> None:
     settle(looop)
-    waiter = looop.popen("_", "wait", "--json", "--timeout", "1.5")
+    waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
     looop.run("_", "notify", "just saying")
     looop.run("_", "run", "true")
     looop.run("_", "claim", "w1", "thing")
-    _, err = waiter.communicate(timeout=15)
-    assert waiter.returncode == 124, err
+    looop.run("_", "goal", "write", "after", "the moves")  # the first change that may wake it
+    state = wait_json(waiter)  # had a move woken it, it would have returned without this goal
+    assert "after" in state["goals"] and [c["resource"] for c in state["claims"]] == ["thing"]
 
 
 def test_a_new_goal_and_a_worker_state_change_wake_it(looop: Looop) -> None:
     settle(looop)
     waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
     looop.run("_", "goal", "write", "new-goal", "body")
     assert "new-goal" in wait_json(waiter)["goals"]
     session = looop.data / "sessions/w9"
     session.mkdir()
     waiter = looop.popen("_", "wait", "--json")
-    wait_for(lambda: (looop.data / ".last-tick-hash").exists())
+    blocked(waiter, "the wait to block on a session without a record")
     me = os.getpid()  # stands in for both the worker and the `up` process babysitting it
     (session / ".s.tmp").write_text(
         f'{{"v": 1, "id": "w9", "state": "running", "alive": true, "pid": {me}, "up_pid": {me}}}'
