@@ -278,9 +278,13 @@ def playbook_write(body: tuple[str, ...], reason: str) -> None:
 def notify_command(message: tuple[str, ...]) -> None:
     """Surface MESSAGE (or stdin; at most 64 KiB) to the human: journaled, listed in the state,
     passed to `notify`."""
+    from looop.config import load_config
     from looop.notify import notify
 
-    delivery = notify(data_dir(), read_body(message, "message").strip())
+    text = read_body(message, "message").strip()
+    dd = data_dir()
+    load_config(dd.config)  # a broken or untrusted config is refused before anything is recorded
+    delivery = notify(dd, text)
     if delivery.hook_error:
         click.echo(f"looop: noted, but the notify hook failed: {delivery.hook_error}", err=True)
     else:

@@ -148,3 +148,13 @@ def test_configured_defaults_escalate_a_waiting_ask_and_time_leases(looop: Looop
     looop.run("_", "claim", "w1", "db")
     [lease] = looop.state()["claims"]
     assert lease["expires"] is not None
+
+
+def test_an_ask_escalated_while_the_config_is_broken_still_notifies_the_human(looop: Looop) -> None:
+    looop.run("_", "state")
+    (looop.data / "config.json").write_text("{not json")
+    done = looop.run("_", "ask", "w1", "--prompt", "Ship it?", "--timeout", "1", code=124)
+    assert "escalated to the human" in done.stderr and "Traceback" not in done.stderr
+    notices = (looop.data / "notifications.jsonl").read_text()
+    assert "ask w1-1 from w1 needs a decision" in notices
+    assert "looop · notify hook · config · not run: " in looop.journal()
