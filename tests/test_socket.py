@@ -6,8 +6,10 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -138,6 +140,49 @@ def test_a_write_the_daemon_cannot_make_is_named_in_the_reply(looop: Looop, up: 
     refused = looop.run("_", "worker", "start", "w1", "hello", code=10, timeout=60)
     assert refused.stderr.startswith(f"looop: cannot access {prompts}/"), refused.stderr
     assert refused.stderr.endswith(": Not a directory\n"), refused.stderr
+
+
+@contextlib.contextmanager
+def small_disk(where: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs at `where` (root only: skips elsewhere); unmounted after."""
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)]
+    mounted = subprocess.run(mount, capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
+    return filler
+
+
+def test_a_full_disk_is_named_by_the_daemon_and_by_the_client(looop: Looop, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        data = disk / "data"
+        full = Looop(data, {**looop.env, "LOOOP_DATA_DIR": str(data)})
+        daemon = Up(full)
+        try:
+            daemon.configure(interactive=AGENT)
+            daemon.start()
+            filler = fill(disk)
+            refused = full.run("_", "worker", "start", "w1", "hello", code=10, timeout=60)
+            assert refused.stderr == f"looop: cannot access {data}/prompts/w1.md: No space left on device\n"
+            asked = full.run("_", "ask", "w2", "--prompt", "Go?", code=10, timeout=60)
+            assert asked.stderr == f"looop: cannot access {data}/asks/w2-1.json: No space left on device\n"
+            filler.unlink()
+            started = full.run("_", "worker", "start", "w1", script("exit"), timeout=60)
+            assert started.stdout.startswith("worker w1")
+        finally:
+            daemon.close()
 
 
 def test_a_client_that_cannot_connect_says_looop_is_not_up(looop: Looop) -> None:
