@@ -64,6 +64,20 @@ def _daemon(dd: DataDir) -> str:
     return f"looop (pid {pid})" if isinstance(pid, int) else "looop"
 
 
+def _unreachable(dd: DataDir) -> LooopError:
+    """Why nothing accepts on the socket: looop is not up, or its process runs without serving it
+    (its tree died, say of a full disk, or the socket file was removed)."""
+    from looop.upstatus import read_status
+
+    status = read_status(dd)
+    if status.get("running"):
+        return NotAnswering(
+            f"looop (pid {status.get('pid')}) runs but does not serve {socket_path(dd)} "
+            f"(see {dd.log}; `looop down`, then `looop up`)"
+        )
+    return NotRunning("looop is not up (start it with `looop up`)")
+
+
 def _silent(dd: DataDir) -> NotAnswering:
     return NotAnswering(f"{_daemon(dd)} is not answering (stopped or wedged?)")
 
@@ -79,7 +93,7 @@ def _connect(dd: DataDir) -> socket.socket:
         raise _silent(dd) from None
     except OSError:
         conn.close()
-        raise NotRunning("looop is not up (start it with `looop up`)") from None
+        raise _unreachable(dd) from None
     return conn
 
 
@@ -317,11 +331,17 @@ def send_raw(conn: socket.socket, data: bytes) -> None:
         conn.close()
 
 
+def _ready_now(conn: socket.socket, events: int) -> bool:
+    """True when `conn` is ready for `events` at once (poll: any fd number, unlike select)."""
+    poller = select.poll()
+    poller.register(conn, events)
+    return bool(poller.poll(0))
+
+
 def is_closed(conn: socket.socket) -> bool:
     """True when the client hung up (it sends nothing after its request)."""
     try:
-        readable, _, _ = select.select([conn], [], [], 0)
-        return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+        return _ready_now(conn, select.POLLIN) and conn.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
 
@@ -342,8 +362,7 @@ class Channel:
             if self.done:
                 return
             with contextlib.suppress(OSError, ValueError):
-                _, writable, _ = select.select([], [self.conn], [], 0)
-                if writable:
+                if _ready_now(self.conn, select.POLLOUT):
                     self.conn.send(b"\n")
 
     def reply(self, message: dict[str, Any]) -> None:

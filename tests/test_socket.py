@@ -173,6 +173,7 @@ def test_a_full_disk_is_named_by_the_daemon_and_by_the_client(looop: Looop, tmp_
         try:
             daemon.configure(interactive=AGENT)
             daemon.start()
+            daemon.wait_beats(1)  # its one beat (interval 60s) is over: only the worker verb writes
             filler = fill(disk)
             refused = full.run("_", "worker", "start", "w1", "hello", code=10, timeout=60)
             assert refused.stderr == f"looop: cannot access {data}/prompts/w1.md: No space left on device\n"
@@ -189,3 +190,12 @@ def test_a_client_that_cannot_connect_says_looop_is_not_up(looop: Looop) -> None
     looop.run("_", "state")
     refused = looop.run("_", "worker", "start", "w1", "hello", code=7)
     assert "looop is not up" in refused.stderr
+
+
+def test_a_running_up_that_does_not_serve_its_socket_is_named_so(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT)
+    pid = up.start()
+    Path(socket_file(str(looop.data))).unlink()
+    refused = looop.run("_", "worker", "start", "w1", "hello", code=1)
+    assert refused.stderr.startswith(f"looop: looop (pid {pid}) runs but does not serve "), refused.stderr
+    assert looop.run("_", "state").stdout.startswith("looop  world ")  # from the files
