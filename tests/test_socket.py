@@ -38,7 +38,7 @@ def stopped(pid: int) -> Iterator[None]:
 
 
 def test_state_and_status_answer_from_the_files_while_up_is_stopped(looop: Looop, up: Up) -> None:
-    up.configure()
+    up.configure(interactive=AGENT)
     pid = up.start()
     with stopped(pid):
         verbs = [("_", "state"), ("_", "state", "--json"), ("status",), ("_", "worker", "start", "w1", "hi")]
@@ -61,6 +61,8 @@ def test_state_and_status_answer_from_the_files_while_up_is_stopped(looop: Looop
     out, err = woke.communicate(timeout=30)
     assert woke.returncode == 0, err
     assert out.startswith("looop  world ")
+    # the start its client gave up on was not carried out when up went on
+    assert looop.state()["workers"] == [] and not (looop.data / "prompts" / "w1.md").exists()
 
 
 def test_an_ask_answered_while_up_is_stopped_reaches_the_asker(looop: Looop, up: Up) -> None:

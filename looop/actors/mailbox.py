@@ -100,6 +100,8 @@ class MailboxActor(SupervisedActor):
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Incoming):
+            if message.channel.closed():
+                return None  # the client gave up (we were stopped, say): carry nothing out for it
             self._pending = [c for c in self._pending if not c.done] + [message.channel]
             self._incoming(message.channel, message.request)
         elif isinstance(message, Keepalive):
