@@ -1,15 +1,19 @@
 """The `up` process's control socket: JSON lines over a private unix socket.
 
 Files stay the source of truth; the socket only makes waiting instant and lets verbs reach the
-daemon. Every client call falls back (returns None) when the daemon is not there.
+daemon. Every read is bounded: the daemon sends a blank line every KEEPALIVE seconds on each
+connection whose reply is pending, and a client that hears nothing for SILENCE seconds treats
+the daemon as not answering (waits then watch the files alone; verbs that need it fail saying so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,14 +21,23 @@ from typing import Any, TypeVar
 
 import orjson
 
-from looop.errors import CodedError, NotRunning
+from looop.errors import CodedError, InvalidInput, LooopError, NotAnswering, NotRunning
 from looop.locate import socket_file
 from looop.paths import DataDir
-from looop.watch import wait_until
+from looop.watch import POLL_INTERVAL, DirWatcher
 
 T = TypeVar("T")
 
-MAX_LINE = 1 << 20
+MAX_LINE = 64 << 20
+"""The longest request line, newline included: a worker's whole prompt travels in one."""
+KEEPALIVE = 1.0
+"""Seconds between the blank lines the daemon sends on every connection whose reply is pending."""
+SILENCE = 6.0
+"""A client that hears nothing (not even a keepalive) for this long stops trusting the socket."""
+REQUEST_TIMEOUT = 30.0
+"""Server side: how long a client may take over each read of its request line."""
+SEND_TIMEOUT = 10.0
+"""Server side: how long a reply may take to leave when the client does not read it."""
 
 
 def socket_path(dd: DataDir) -> Path:
@@ -36,50 +49,155 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message) + b"\n"
 
 
-def read_line(conn: socket.socket) -> dict[str, Any] | None:
-    """One JSON object from `conn`, or None when it closes first or sends junk."""
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data.extend(chunk)
-        if len(data) > MAX_LINE:
-            return None
+def too_large(size: int) -> str:
+    return f"request too large: {size} bytes; the limit is {MAX_LINE}"
+
+
+# the client ------------------------------------------------------------------------------------
+
+
+def _daemon(dd: DataDir) -> str:
+    """`looop (pid N)` as the status file names the `up` process, for messages."""
+    from looop.upstatus import read_status
+
+    pid = read_status(dd).get("pid")
+    return f"looop (pid {pid})" if isinstance(pid, int) else "looop"
+
+
+def _unreachable(dd: DataDir) -> LooopError:
+    """Why nothing accepts on the socket: looop is not up, or its process runs without serving it
+    (its tree died, say of a full disk, or the socket file was removed)."""
+    from looop.upstatus import read_status
+
+    status = read_status(dd)
+    if status.get("running"):
+        return NotAnswering(
+            f"looop (pid {status.get('pid')}) runs but does not serve {socket_path(dd)} "
+            f"(see {dd.log}; `looop down`, then `looop up`)"
+        )
+    return NotRunning("looop is not up (start it with `looop up`)")
+
+
+def _silent(dd: DataDir) -> NotAnswering:
+    return NotAnswering(f"{_daemon(dd)} is not answering (stopped or wedged?)")
+
+
+def _connect(dd: DataDir) -> socket.socket:
+    """A connection to the `up` process; `NotRunning` when nothing listens on the socket."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(SILENCE)
     try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+        conn.connect(os.fsencode(socket_path(dd)))
+    except TimeoutError:  # its backlog is full: it has not accepted for a long while
+        conn.close()
+        raise _silent(dd) from None
+    except OSError:
+        conn.close()
+        raise _unreachable(dd) from None
+    return conn
+
+
+class _Closed(Exception):
+    """The daemon closed the connection before its reply was complete."""
+
+
+class _Replies:
+    """The reply line on a client's connection, the daemon's blank keepalive lines skipped."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buffer = bytearray()
+
+    def receive(self) -> dict[str, Any] | None:
+        """Read once (bounded by the socket's timeout): the reply once it is complete, else None.
+
+        `_Closed` when the daemon hung up first or sent something that is not a JSON object."""
+        chunk = self.conn.recv(1 << 16)
+        if not chunk:
+            raise _Closed
+        self.buffer += chunk
+        del self.buffer[: len(self.buffer) - len(self.buffer.lstrip(b"\n"))]
+        end = self.buffer.find(b"\n")
+        if end < 0:
+            return None
+        try:
+            value = orjson.loads(self.buffer[:end])
+        except orjson.JSONDecodeError:
+            raise _Closed from None
+        if not isinstance(value, dict):
+            raise _Closed
+        return value
+
+
+def exchange(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    """Send one request and return its reply.
+
+    `NotRunning` when nothing listens (looop is not up); `InvalidInput` for a request above
+    MAX_LINE; `NotAnswering` when the daemon is silent for SILENCE seconds (keepalives count as
+    heard), has not replied after `timeout`, or closes the connection without a reply."""
+    data = encode(message)
+    if len(data) > MAX_LINE:
+        raise InvalidInput(too_large(len(data)))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    conn = _connect(dd)
+    try:
+        view = memoryview(data)
+        for start in range(0, len(data), 1 << 20):  # SILENCE bounds each MiB, not the whole prompt
+            conn.sendall(view[start : start + (1 << 20)])
+        replies = _Replies(conn)
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise NotAnswering(f"{_daemon(dd)} did not reply within {timeout:g}s")
+            conn.settimeout(SILENCE if remaining is None else min(SILENCE, remaining))
+            try:
+                reply = replies.receive()
+            except TimeoutError:
+                if remaining is not None and remaining <= SILENCE:
+                    continue  # the deadline, not the silence: say so above
+                raise _silent(dd) from None
+            if reply is not None:
+                return reply
+    except TimeoutError:  # sending: it stopped reading
+        raise _silent(dd) from None
+    except (_Closed, OSError) as exc:
+        why = f" ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror else ""
+        raise NotAnswering(f"{_daemon(dd)} closed the connection without a reply{why}") from None
+    finally:
+        conn.close()
 
 
 def request(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
     """Send one request and wait up to `timeout` for its reply; None if the daemon is unreachable,
     goes away, or does not answer in time."""
-    path = socket_path(dd)
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.settimeout(5.0)
-        conn.connect(os.fsencode(path))
-        conn.sendall(encode(message))
-        conn.settimeout(timeout)
-        return read_line(conn)
-    except (OSError, TimeoutError):
+        return exchange(dd, message, timeout)
+    except LooopError:
         return None
-    finally:
-        conn.close()
 
 
 def call(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """A request that needs the `up` process: its reply, `NotRunning` when it is not up, or the
-    daemon's own error with its exit code."""
-    reply = request(dd, message, timeout)
-    if reply is None:
-        raise NotRunning("looop is not up (start it with `looop up`)")
+    """A request that needs the `up` process: its reply, or the error that says why there is
+    none (see `exchange`), or the daemon's own error with its exit code."""
+    reply = exchange(dd, message, timeout)
     if not reply.get("ok"):
         code = reply.get("code")
         raise CodedError(str(reply.get("error", "the request failed")), code if isinstance(code, int) else 1)
     return reply
+
+
+def _subscribe(dd: DataDir, message: dict[str, Any]) -> socket.socket | None:
+    """A connection with `message` sent on it, or None when the daemon cannot take it."""
+    try:
+        conn = _connect(dd)
+    except LooopError:
+        return None
+    try:
+        conn.sendall(encode(message))
+    except OSError:
+        conn.close()
+        return None
+    return conn
 
 
 def wait_via_daemon(
@@ -89,21 +207,58 @@ def wait_via_daemon(
     check: Callable[[], T | None],
     timeout: float | None,
 ) -> T | None:
-    """`check()` once it is not None: woken by the `up` process over the socket while it answers,
-    else by watching `directories()` ourselves. None after `timeout`. The files decide, never the
-    reply: a wake-up only means "look again"."""
+    """`check()` once it is not None; None after `timeout`.
+
+    Woken at once by the `up` process over the socket while it answers, and by watching
+    `directories()` ourselves all along: a daemon that is stopped or wedged delays nothing. A
+    daemon silent for SILENCE seconds (no keepalive) is dropped and the files alone are watched.
+    The files decide, never the reply: a wake-up only means "look again"."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return None
-        reply = request(dd, message, remaining)
-        if reply is None or not reply.get("ok"):
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return wait_until(directories, check, remaining)
+    with DirWatcher() as watcher:
+        conn = _subscribe(dd, message)
+        replies = None if conn is None else _Replies(conn)
+        heard = time.monotonic()
+        look = True
+        try:
+            while True:
+                if look:
+                    watcher.watch(d for d in directories() if d.is_dir())
+                    result = check()
+                    if result is not None:
+                        return result
+                now = time.monotonic()
+                remaining = None if deadline is None else deadline - now
+                if remaining is not None and remaining <= 0:
+                    return None
+                bounds = [remaining, None if conn is None else heard + SILENCE - now]
+                if not watcher.event_driven:
+                    bounds.append(POLL_INTERVAL)
+                known = [b for b in bounds if b is not None]
+                readable = [fd for fd in (watcher.fileno(), -1 if conn is None else conn.fileno()) if fd >= 0]
+                ready, _, _ = select.select(readable, [], [], max(0.0, min(known)) if known else None)
+                look = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
+                if conn is None or replies is None:
+                    continue
+                if conn.fileno() in ready:
+                    heard = time.monotonic()
+                    try:
+                        reply = replies.receive()
+                    except (_Closed, OSError):
+                        reply = {"ok": False}
+                    if reply is not None:  # woken (look again, and wait anew) or refused
+                        conn.close()
+                        conn = _subscribe(dd, message) if reply.get("ok") else None
+                        replies = None if conn is None else _Replies(conn)
+                        look = True
+                elif time.monotonic() - heard >= SILENCE:
+                    conn.close()  # not answering: the files alone from now on
+                    conn = replies = None
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+# the server ------------------------------------------------------------------------------------
 
 
 def peer_uid(conn: socket.socket) -> int | None:
@@ -134,12 +289,39 @@ def listen(dd: DataDir) -> socket.socket:
     return server
 
 
+def read_request(conn: socket.socket) -> dict[str, Any]:
+    """The request line from `conn`, each read bounded by its timeout (TimeoutError).
+
+    `InvalidInput` for a line above MAX_LINE (read to its end first, so that the client is still
+    listening for the reply that says why) or one that is not a JSON object; EOFError when the
+    client hangs up first."""
+    data = bytearray()
+    size = 0
+    while True:
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            raise EOFError
+        end = chunk.find(b"\n")
+        piece = chunk if end < 0 else chunk[: end + 1]
+        size += len(piece)
+        if size <= MAX_LINE:
+            data += piece
+        if end >= 0:
+            break
+    if size > MAX_LINE:
+        raise InvalidInput(too_large(size))
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput("expected one JSON object per line")
+    return value
+
+
 def send_quietly(conn: socket.socket, message: dict[str, Any]) -> None:
     """Reply and close; a client that went away is no error."""
-    with contextlib.suppress(OSError):
-        conn.sendall(encode(message))
-    with contextlib.suppress(OSError):
-        conn.close()
+    send_raw(conn, encode(message))
 
 
 def send_raw(conn: socket.socket, data: bytes) -> None:
@@ -150,15 +332,50 @@ def send_raw(conn: socket.socket, data: bytes) -> None:
         conn.close()
 
 
+def _ready_now(conn: socket.socket, events: int) -> bool:
+    """True when `conn` is ready for `events` at once (poll: any fd number, unlike select)."""
+    poller = select.poll()
+    poller.register(conn, events)
+    return bool(poller.poll(0))
+
+
 def is_closed(conn: socket.socket) -> bool:
     """True when the client hung up (it sends nothing after its request)."""
     try:
-        conn.setblocking(False)
-        try:
-            return conn.recv(1, socket.MSG_PEEK) == b""
-        finally:
-            conn.setblocking(True)
-    except BlockingIOError:
-        return False
-    except OSError:
+        return _ready_now(conn, select.POLLIN) and conn.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
         return True
+
+
+class Channel:
+    """The daemon's side of one request: a blank keepalive line now and then, then one reply.
+
+    Thread-safe: a handler's thread replies while the mailbox sends keepalives."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.done = False
+        self._lock = threading.Lock()
+
+    def keepalive(self) -> None:
+        """Tell a waiting client the daemon still hears it; never blocks (a full buffer skips one)."""
+        with self._lock:
+            if self.done:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                if _ready_now(self.conn, select.POLLOUT):
+                    self.conn.send(b"\n")
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.send(encode(message))
+
+    def send(self, data: bytes) -> None:
+        """The one reply, then close; later replies and keepalives are dropped."""
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+        send_raw(self.conn, data)
+
+    def closed(self) -> bool:
+        return self.done or is_closed(self.conn)

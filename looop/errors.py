@@ -90,3 +90,8 @@ class StorageError(LooopError):
     """The file system refused a write (disk full, permissions); nothing earlier is damaged."""
 
     exit_code = 10
+
+
+class NotAnswering(LooopError):
+    """The `up` process is there (the socket connects) but gives no reply: stopped, wedged, or it
+    closed the connection without one."""

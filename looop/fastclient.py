@@ -3,7 +3,9 @@ importing looop's modules (or orjson) in the calling process.
 
 The `up` process gathers the state from the files on every request (nothing is cached) and
 replies with a status line, `ok` or `error CODE MESSAGE`, then the output exactly as the verb
-prints it. When no daemon answers, `served` returns False and the caller does the work itself.
+prints it, after blank keepalive lines while it waits. When no daemon answers (none there, or
+silent for SILENCE seconds: stopped, wedged), `served` returns False and the caller does the
+work itself from the files.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from looop.locate import data_root, socket_file
 
 HEX = frozenset("0123456789abcdef")
+SILENCE = 6.0  # as looop.control.SILENCE (not imported: this module stays light)
 
 
 def served(op: str, as_json: bool) -> bool:
@@ -33,6 +36,7 @@ def served(op: str, as_json: bool) -> bool:
             since = ""  # never splice anything but a hash into the request
     request = f'{{"op":"{op}","format":"{"json" if as_json else "text"}","since":"{since}"}}\n'
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(SILENCE)  # each read: the daemon sends a keepalive line every second
     try:
         conn.connect(socket_file(root))
         conn.sendall(request.encode())
@@ -43,7 +47,7 @@ def served(op: str, as_json: bool) -> bool:
         return False
     finally:
         conn.close()
-    status, _, output = bytes(reply).partition(b"\n")
+    status, _, output = bytes(reply).lstrip(b"\n").partition(b"\n")
     if status == b"ok":
         sys.stdout.buffer.write(output)
         sys.stdout.flush()

@@ -137,6 +137,10 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
                 os.unlink(tmp, dir_fd=dir_fd)
             raise
         os.fsync(dir_fd)
+    except OSError as exc:  # a write or fsync names no file: say which (a full disk, a quota)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         os.close(dir_fd)
 
@@ -182,6 +186,10 @@ def append_line(path: Path, line: str) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+    except OSError as exc:  # os.write names no file: say which
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         os.close(fd)
 

@@ -89,6 +89,10 @@ class DirWatcher:
     def event_driven(self) -> bool:
         return self._fd >= 0
 
+    def fileno(self) -> int:
+        """The inotify descriptor, readable when events are queued (for `select`); -1 when polling."""
+        return self._fd
+
     def watch(self, directories: Iterable[Path]) -> None:
         """Add watches; re-adding a watched directory is cheap, a replaced one gets a new watch."""
         if _LIBC is None or self._fd < 0:

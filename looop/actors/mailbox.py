@@ -8,13 +8,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from looop import control
 from looop.actions import state_output
-from looop.errors import LooopError
+from looop.errors import LooopError, StorageError
 from looop.fsio import atomic_write
 from looop.paths import DataDir
 from looop.state import gather
@@ -22,21 +23,26 @@ from looop.supervisor import Link, SupervisedActor, tell_quietly
 from looop.tick import watched_dirs
 from looop.watch import DirWatcher
 
-WATCH_TICK = 1.0
+WATCH_TICK = control.KEEPALIVE
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Incoming:
-    """A request read from the socket, with the connection to reply on."""
+    """A request read from the socket, with the channel to reply on."""
 
-    conn: socket.socket
+    channel: control.Channel
     request: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Changed:
     """Something under the data dir changed."""
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """Time to tell every client still waiting for its reply that the daemon hears it."""
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -49,7 +55,7 @@ class _WorldWaiter:
     """A `_ wait` blocked until the world hash differs from `since`; `as_json` None means it wants
     only the hash (and gathers itself), else the printed state in that format."""
 
-    conn: socket.socket
+    channel: control.Channel
     since: str
     as_json: bool | None
 
@@ -80,7 +86,8 @@ class MailboxActor(SupervisedActor):
         self._bound: tuple[int, int, int] | None = None  # the socket file it bound
         self._closing = threading.Event()
         self._world_waiters: list[_WorldWaiter] = []
-        self._answer_waiters: list[tuple[socket.socket, str]] = []
+        self._answer_waiters: list[tuple[control.Channel, str]] = []
+        self._pending: list[control.Channel] = []  # every request not yet replied to
 
     def started(self) -> None:
         self._server = control.listen(self.dd)
@@ -96,12 +103,19 @@ class MailboxActor(SupervisedActor):
             with contextlib.suppress(FileNotFoundError):
                 if _identity(os.stat(path)) == self._bound:  # not a new `up`'s (our data dir went)
                     os.unlink(path)
-        for conn in [w.conn for w in self._world_waiters] + [c for c, _ in self._answer_waiters]:
-            control.send_quietly(conn, {"ok": False, "error": "looop is going down"})
+        for channel in [w.channel for w in self._world_waiters] + [c for c, _ in self._answer_waiters]:
+            channel.reply({"ok": False, "error": "looop is going down"})
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, Incoming):
-            self._incoming(message.conn, message.request)
+            if message.channel.closed():
+                return None  # the client gave up (we were stopped, say): carry nothing out for it
+            self._pending = [c for c in self._pending if not c.done] + [message.channel]
+            self._incoming(message.channel, message.request)
+        elif isinstance(message, Keepalive):
+            self._pending = [c for c in self._pending if not c.done]
+            for channel in self._pending:
+                channel.keepalive()
         elif isinstance(message, Changed):
             world: World = functools.cache(lambda: gather(self.dd))
             if self.on_change is not None:
@@ -113,7 +127,6 @@ class MailboxActor(SupervisedActor):
     # threads ----------------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
-        me = self.actor_ref
         server = self._server
         assert server is not None
         while not self._closing.is_set():
@@ -125,32 +138,44 @@ class MailboxActor(SupervisedActor):
                 if self._closing.is_set():
                     return
                 raise
-            conn.settimeout(5.0)
-            try:
-                if control.peer_uid(conn) not in (None, os.getuid()):
-                    control.send_quietly(conn, {"ok": False, "error": "refused: another user"})
-                    continue
-                request = control.read_line(conn)
-            except OSError:
-                conn.close()
-                continue
-            if request is None:
-                control.send_quietly(conn, {"ok": False, "error": "expected one JSON object per line"})
-                continue
-            conn.settimeout(None)
-            tell_quietly(me, Incoming(conn, request))
+            # a client that connects and sends nothing must not hold up the next one
+            reader = threading.Thread(
+                target=self._read_request, args=(conn,), name="mailbox-read", daemon=True
+            )
+            reader.start()
+
+    def _read_request(self, conn: socket.socket) -> None:
+        """Read one connection's request (each read bounded) and hand it to the actor."""
+        try:
+            if control.peer_uid(conn) not in (None, os.getuid()):
+                control.send_quietly(conn, {"ok": False, "error": "refused: another user"})
+                return
+            conn.settimeout(control.REQUEST_TIMEOUT)
+            request = control.read_request(conn)
+        except LooopError as exc:
+            control.send_quietly(conn, {"ok": False, "error": exc.message, "code": exc.exit_code})
+            return
+        except (OSError, EOFError):
+            conn.close()
+            return
+        conn.settimeout(control.SEND_TIMEOUT)
+        tell_quietly(self.actor_ref, Incoming(control.Channel(conn), request))
 
     def _watch_loop(self) -> None:
         me = self.actor_ref
+        kept_alive = time.monotonic()
         with DirWatcher() as watcher:
             while not self._closing.is_set():
                 watcher.watch(d for d in watched_dirs(self.dd) if d.is_dir())
                 if watcher.wait(WATCH_TICK):
                     tell_quietly(me, Changed())
+                if time.monotonic() - kept_alive >= control.KEEPALIVE:
+                    kept_alive = time.monotonic()
+                    tell_quietly(me, Keepalive())
 
     # requests ---------------------------------------------------------------------------------
 
-    def _incoming(self, conn: socket.socket, request: dict[str, Any]) -> None:
+    def _incoming(self, conn: control.Channel, request: dict[str, Any]) -> None:
         op = request.get("op")
         if op in ("wait", "wait_print"):
             # wait_print: reply with the state as `_ wait` prints it (see looop.fastclient)
@@ -163,39 +188,43 @@ class MailboxActor(SupervisedActor):
             self._answer_waiters.append((conn, str(request.get("ask", ""))))
             self._check()
         elif op == "ping":
-            control.send_quietly(conn, {"ok": True, "pid": os.getpid()})
+            conn.reply({"ok": True, "pid": os.getpid()})
         elif isinstance(op, str) and op in self.handlers:
             # a handler may wait (a worker starting or ending): never on the mailbox's thread
             threading.Thread(
                 target=self._serve, args=(conn, self.handlers[op], request), name=f"mailbox-{op}", daemon=True
             ).start()
         else:
-            control.send_quietly(conn, {"ok": False, "error": f"unknown op {op!r}"})
+            conn.reply({"ok": False, "error": f"unknown op {op!r}"})
 
     @staticmethod
-    def _serve(conn: socket.socket, handler: Handler, request: dict[str, Any]) -> None:
+    def _serve(conn: control.Channel, handler: Handler, request: dict[str, Any]) -> None:
         try:
             reply = handler(request)
         except LooopError as exc:
             reply = {"ok": False, "error": exc.message, "code": exc.exit_code}
+        except OSError as exc:  # a full disk, a missing directory: name it, as the entry does
+            target = f" {exc.filename}" if exc.filename else ""
+            error = f"cannot access{target}: {exc.strerror or exc}"
+            reply = {"ok": False, "error": error, "code": StorageError.exit_code}
         except Exception as exc:
             log.exception("request %r failed", request.get("op"))
             reply = {"ok": False, "error": f"looop failed: {exc!r}", "code": 1}
-        control.send_quietly(conn, reply)
+        conn.reply(reply)
 
-    def _serve_state(self, conn: socket.socket, as_json: bool) -> None:
+    def _serve_state(self, conn: control.Channel, as_json: bool) -> None:
         try:
             output = state_output(gather(self.dd), as_json)
         except Exception as exc:
             log.exception("state request failed")
-            control.send_raw(conn, f"error 1 looop failed: {exc!r}\n".encode())
+            conn.send(f"error 1 looop failed: {exc!r}\n".encode())
             return
-        control.send_raw(conn, b"ok\n" + output)
+        conn.send(b"ok\n" + output)
 
     def _check(self, world: World | None = None) -> None:
         """Reply to every waiter whose condition now holds; forget those who hung up."""
-        self._world_waiters = [w for w in self._world_waiters if not control.is_closed(w.conn)]
-        self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not control.is_closed(c)]
+        self._world_waiters = [w for w in self._world_waiters if not w.channel.closed()]
+        self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not c.closed()]
         if self._world_waiters:
             state = world() if world is not None else gather(self.dd)
             digest = state["world_hash"]
@@ -206,19 +235,19 @@ class MailboxActor(SupervisedActor):
             shown: dict[bool, bytes] = {}  # rendered once per format, however many wait
             for waiter in due:
                 if waiter.as_json is None:
-                    control.send_quietly(waiter.conn, {"ok": True, "world_hash": digest})
+                    waiter.channel.reply({"ok": True, "world_hash": digest})
                 else:
                     if waiter.as_json not in shown:
                         shown[waiter.as_json] = b"ok\n" + state_output(state, waiter.as_json)
-                    control.send_raw(waiter.conn, shown[waiter.as_json])
-        waiting: list[tuple[socket.socket, str]] = []
+                    waiter.channel.send(shown[waiter.as_json])
+        waiting: list[tuple[control.Channel, str]] = []
         for conn, ask_id in self._answer_waiters:
             try:
                 settled = self.dd.answer(ask_id).exists()
             except LooopError:
                 settled = True  # an invalid id: let the client find out from the files
             if settled:
-                control.send_quietly(conn, {"ok": True, "ask": ask_id})
+                conn.reply({"ok": True, "ask": ask_id})
             else:
                 waiting.append((conn, ask_id))
         self._answer_waiters = waiting
