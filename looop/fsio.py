@@ -96,7 +96,8 @@ def _walk(root: str, parts: list[str], create: bool) -> int:
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     _refuse_link(fd, part, "/".join(parts[: depth + 1]))
-                raise
+                # name the full path (a dir_fd call names only the part): the user must find it
+                raise OSError(exc.errno, exc.strerror, os.path.join(root, *parts[: depth + 1])) from None
             os.close(fd)
             fd = inner
     except BaseException:
