@@ -52,6 +52,7 @@ from looop.upstatus import StatusWriter, read_status
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
+EXIT_SLACK = 10.0
 HOME_CHECK = 1.0  # how often the main thread checks that the tree and the data dir are still there
 NAME_WAIT = 5.0  # how long a losing `up` waits for the flock's holder to write its pid
 log = logging.getLogger("looop")
@@ -422,7 +423,8 @@ def is_up(dd: DataDir) -> bool:
 
 
 def stop(dd: DataDir, timeout: float = STOP_TIMEOUT) -> str:
-    """`looop down`: ask the process to stop, wait for it to release the flock, say what stopped."""
+    """`looop down`: ask the process to stop, wait for it to release the flock and exit, say what
+    stopped."""
     if not dd.daemon_lock.exists() or not is_up(dd):
         return "looop is not up"
     status = read_status(dd)
@@ -437,5 +439,10 @@ def stop(dd: DataDir, timeout: float = STOP_TIMEOUT) -> str:
                 os.kill(pid, signal.SIGKILL)
             raise NotRunning(f"looop (pid {pid}) did not stop within {timeout:g}s and was killed")
         time.sleep(0.05)
+    # the flock goes a moment before the process: its interpreter still has to wind down
+    while isinstance(pid, int) and is_running(pid, status.get("process_start")):
+        if time.monotonic() > deadline + EXIT_SLACK:
+            raise NotRunning(f"looop (pid {pid}) released its lock but did not exit")
+        time.sleep(0.02)
     stopped = ", ".join(reply.get("stopping", [])) if reply else "the process"
     return f"looop is down (pid {pid}): stopped {stopped}"
