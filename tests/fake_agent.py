@@ -15,6 +15,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: print BYTES              print that many bytes of text as fast as possible
     FAKE: sleep SECONDS
     FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
+    FAKE: busy-until FILE          show "esc to interrupt", stay quiet until FILE exists, then idle chrome
     FAKE: spawn-child [NAME]       start a grandchild (same group) that sleeps for ever, NAME in its argv
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
@@ -123,6 +124,11 @@ def step(line: str) -> None:
     elif verb == "busy":
         set_status("esc to interrupt")
         time.sleep(float(rest))
+        set_status("? for shortcuts")
+    elif verb == "busy-until":
+        set_status("esc to interrupt")
+        while not os.path.exists(rest):
+            time.sleep(0.05)
         set_status("? for shortcuts")
     elif verb == "spawn-child":
         name = rest or "fake-grandchild"

@@ -152,11 +152,14 @@ def test_the_screen_file_shows_the_agents_last_screen_and_quiet_means_idle(looop
     assert b"\x1b[2J" in transcript  # the raw output, escape codes and all
 
 
-def test_a_quiet_worker_whose_screen_says_busy_stays_running(looop: Looop, fleet: Up) -> None:
-    looop.run("_", "worker", "start", "w1", script("busy 4"))
+def test_a_quiet_worker_whose_screen_says_busy_stays_running(looop: Looop, fleet: Up, tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    looop.run("_", "worker", "start", "w1", script(f"busy-until {done}"))
     wait_for(lambda: "esc to interrupt" in screen(looop, "w1"), what="the busy marker")
-    time.sleep(2)  # quiet for twice idle_after: only the screen says it is working
+    # quiet for three times idle_after (1 s), as its record says: only the screen says it works
+    wait_for(lambda: time.time() - worker(looop, "w1")["last_output"] > 3.0, what="a quiet spell")
     assert worker(looop, "w1")["state"] == "running"
+    done.touch()
     wait_for(lambda: worker(looop, "w1")["state"] == "idle", what="idle once the marker is gone")
 
 
