@@ -179,6 +179,10 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                      is the `up` process (reaped session_ttl after end)
   notifications.jsonl  notices for the human
   .lock .up.pid .last-tick-hash .store.lock   scratch
+  The data dir, the config and each sensor must be owned by you and not
+  writable by group or others, or looop refuses them (the data dir: exit 10;
+  the config: exit 3; a sensor is not run and its reading says why). looop
+  never writes through a symbolic link below the data dir (exit 10).
   A fresh data dir is seeded once from files inside this program: a starter
   PLAYBOOK (whose first priority is to interview you and rewrite it),
   goals/setup.md, goals/playbook-daily.md and sensors/today.sh.
@@ -196,4 +200,8 @@ EXIT CODES
   9 corrupt file  10 storage error  124 timed out  130 interrupted
   Arguments, stdin and LOOOP_* values must be UTF-8 text without NUL bytes
   (paths too): anything else is refused with 2 before anything happens.
+  A verb that needs `up` exits 7 when nothing listens, and 1 naming why when
+  the process is there but silent (stopped, wedged) or hung up; `_ state`,
+  `_ wait` and `_ ask` then go on from the files. One request (a worker
+  prompt) carries at most 64 MiB.
 """
