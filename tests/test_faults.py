@@ -24,6 +24,7 @@ from tests.conftest import (
     report,
     screen,
     script,
+    small_disk,
     unique_marker,
     wait_for,
     worker,
@@ -269,14 +270,7 @@ def test_a_verb_storm_with_the_daemon_up_accounts_for_every_move(looop: Looop, f
 
 
 def test_a_full_disk_fails_writes_with_one_line_and_damages_nothing(looop: Looop, tmp_path: Path) -> None:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_disk(tmp_path / "small", "512k") as mount:
         small = Looop(mount / "data", {**looop.env, "LOOOP_DATA_DIR": str(mount / "data")})
         small.run("_", "goal", "write", "kept", "an earlier goal")
         journal_before = small.journal()
@@ -287,8 +281,6 @@ def test_a_full_disk_fails_writes_with_one_line_and_damages_nothing(looop: Looop
         assert small.journal() == journal_before
         assert [p for p in small.data.rglob(".*.tmp")] == []
         assert "kept" in small.state()["goals"]
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_reaping_removes_ended_sessions_past_their_ttl_and_keeps_live_ones(looop: Looop, fleet: Up) -> None:

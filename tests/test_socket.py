@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import orjson
 import pytest
 
 from looop.locate import socket_file
-from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for
+from tests.conftest import AGENT, Looop, Up, ended, fill, screen, script, small_disk, wait_for
 
 MIB = 1 << 20
 
@@ -143,31 +142,8 @@ def test_a_write_the_daemon_cannot_make_is_named_in_the_reply(looop: Looop, up: 
     assert refused.stderr == f"looop: cannot access {prompts}: Not a directory\n", refused.stderr
 
 
-@contextlib.contextmanager
-def small_disk(where: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs at `where` (root only: skips elsewhere); unmounted after."""
-    where.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)]
-    mounted = subprocess.run(mount, capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with filler.open("wb") as handle, contextlib.suppress(OSError):
-        while True:
-            handle.write(b"\0" * 65536)
-            handle.flush()
-    return filler
-
-
 def test_a_full_disk_is_named_by_the_daemon_and_by_the_client(looop: Looop, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk") as disk:
+    with small_disk(tmp_path / "disk", "4m") as disk:
         data = disk / "data"
         full = Looop(data, {**looop.env, "LOOOP_DATA_DIR": str(data)})
         daemon = Up(full)

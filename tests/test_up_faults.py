@@ -2,50 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
 import os
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import AGENT, Looop, Up, alive, processes_with, script, wait_for, worker
-
-
-@contextlib.contextmanager
-def small_disk(tmp_path: Path, size: str = "2m") -> Iterator[Path]:
-    """A tmpfs of `size` (root can mount one here; elsewhere the test is skipped)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the disk is full; return it (delete it to free the space)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 65536)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
+from tests.conftest import AGENT, Looop, Up, alive, fill, processes_with, script, small_disk, wait_for, worker
 
 
 def gone(pid: int) -> bool:
@@ -73,7 +38,7 @@ def up_logging_to(daemon: Up, log: Path) -> int:
 
 
 def test_up_keeps_working_through_a_disk_that_is_full_for_a_while(looop: Looop, tmp_path: Path) -> None:
-    with small_disk(tmp_path) as disk:
+    with small_disk(tmp_path / "small") as disk:
         small = Looop(disk / "data", {**looop.env, "LOOOP_DATA_DIR": str(disk / "data")})
         daemon = Up(small)
         try:
