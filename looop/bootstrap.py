@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def open_data_dir(data_dir: DataDir | None = None) -> DataDir:
     dd = data_dir or DataDir.from_env()
     confine(dd.root)
     if _checked_root(dd) and dd.seeded_marker.exists() and dd.config.exists():
+        _check_journal(dd)
         return dd
     try:
         ensure_dir(dd.root)
@@ -49,12 +51,21 @@ def open_data_dir(data_dir: DataDir | None = None) -> DataDir:
             seed_config(dd.config)
     except PermissionError as exc:
         raise StorageError(f"cannot create the data dir {dd.root}: {exc.strerror}") from None
+    _check_journal(dd)
     return dd
 
 
+def _check_journal(dd: DataDir) -> None:
+    """Every move is journaled: a journal that cannot take a line (a link planted there, no
+    permission) fails the verb before it moves anything, not after."""
+    os.close(open_private(dd.journal, os.O_WRONLY | os.O_APPEND))
+
+
 def _checked_root(dd: DataDir) -> bool:
-    """Refuse a data dir this user does not own; make one it owns private again. False when
-    there is none yet."""
+    """Refuse a data dir (or one of its directories) that another user owns or may write into:
+    its files steer this user's looop, and what is planted there between two verbs would be
+    trusted. One that is only readable by others is made private again. False when there is
+    no data dir yet."""
     try:
         info = os.stat(dd.root)
     except FileNotFoundError:
@@ -62,10 +73,22 @@ def _checked_root(dd: DataDir) -> bool:
     except OSError as exc:
         raise StorageError(f"cannot open the data dir {dd.root}: {exc.strerror}") from None
     problem = why_untrusted(info)
-    if problem and info.st_uid != os.getuid():
-        raise StorageError(f"refusing the data dir {dd.root}: it is {problem}")
     if problem:
-        os.chmod(dd.root, DIR_MODE)  # ours, left open to others by a umask or a chmod
+        raise StorageError(f"refusing the data dir {dd.root}: it is {problem}")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(dd.root, DIR_MODE)  # ours, left readable by others by a umask or a chmod
+    for directory in dd.directories()[1:]:
+        try:
+            inner = os.lstat(directory)
+        except FileNotFoundError:
+            continue
+        shown = directory.relative_to(dd.root)
+        if stat.S_ISLNK(inner.st_mode):  # said as the writers say it (see `fsio`)
+            target = os.readlink(directory)
+            raise StorageError(f"refusing to write through a symbolic link: {shown} -> {target}")
+        problem = why_untrusted(inner)
+        if problem:
+            raise StorageError(f"refusing the data dir {dd.root}: {shown}/ is {problem}")
     return True
 
 

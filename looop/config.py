@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,18 @@ def setting(path: Path, name: str) -> Any:
         return getattr(Config, name)
 
 
+def _open_directory(path: Path) -> str | None:
+    """Why other users could replace the file at `path` through its directory, or None: a
+    directory they may write into, unless it is sticky (as /tmp is) and the file ours."""
+    try:
+        info = os.stat(path.parent)
+    except OSError:
+        return None
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        return "in a directory other users can write"
+    return None
+
+
 def load_config(path: Path) -> Config:
     """Parse and validate `path`; every problem is one `ConfigError` naming the file and the key."""
     try:
@@ -193,6 +206,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if untrusted is None:  # nor may anyone else swap the file: its directory is checked too
+        untrusted = _open_directory(path)
     if untrusted:  # its commands run as this user: only this user may choose them
         raise ConfigError(f"{path}: refusing a config {untrusted}")
     try:

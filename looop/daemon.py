@@ -30,7 +30,7 @@ from looop import control
 from looop.actors.mailbox import MailboxActor
 from looop.actors.pulse import PulseActor, RunOne
 from looop.config import Config, load_config
-from looop.errors import Conflict, LooopError, NotRunning, StorageError
+from looop.errors import Conflict, LooopError, StorageError
 from looop.fleet import Fleet
 from looop.fsio import open_private, private_lock, read_json, write_json
 from looop.notify import notify, run_hook
@@ -437,12 +437,12 @@ def stop(dd: DataDir, timeout: float = STOP_TIMEOUT) -> str:
         if time.monotonic() > deadline:
             if isinstance(pid, int) and is_running(pid, status.get("process_start")):
                 os.kill(pid, signal.SIGKILL)
-            raise NotRunning(f"looop (pid {pid}) did not stop within {timeout:g}s and was killed")
+            raise LooopError(f"looop (pid {pid}) did not stop within {timeout:g}s and was killed")
         time.sleep(0.05)
     # the flock goes a moment before the process: its interpreter still has to wind down
     while isinstance(pid, int) and is_running(pid, status.get("process_start")):
         if time.monotonic() > deadline + EXIT_SLACK:
-            raise NotRunning(f"looop (pid {pid}) released its lock but did not exit")
+            raise LooopError(f"looop (pid {pid}) released its lock but did not exit")
         time.sleep(0.02)
     stopped = ", ".join(reply.get("stopping", [])) if reply else "the process"
     return f"looop is down (pid {pid}): stopped {stopped}"

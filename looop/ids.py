@@ -31,7 +31,7 @@ def check_session_id(value: str, kind: str = "session id") -> str:
     """Return `value` if a worker may have it as its session id: a safe id, and not one of
     `RESERVED_SESSIONS`, else raise `InvalidInput`."""
     check_id(value, kind)
-    if value in RESERVED_SESSIONS:
+    if value.lower() in RESERVED_SESSIONS:  # case-insensitive file systems (macOS) alias them
         raise InvalidInput(f"{kind} {value!r} is reserved: looop keeps its own records in sessions/{value}/")
     return value
 

@@ -320,8 +320,9 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
     from looop.control import wait_via_daemon
 
     answer = wait_via_daemon(dd, {"op": "answer", "ask": ask_id}, lambda: [dd.answers], settled, timeout)
-    if answer is None and settle(dd, ask_id) is not None:
-        answer = settled()
+    if answer is None:
+        settle(dd, ask_id)  # its deadline passed: its default, or escalated; the pulse may have
+        answer = settled()  # settled it already, so the file decides, not what settle returns
     if answer is None:
         raise TimedOut(
             f"ask {ask_id} is still unanswered at its deadline and was escalated to the human;"

@@ -175,8 +175,9 @@ def reap(dd: DataDir, ttl: float, now: float | None = None) -> list[str]:
 
 def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> None:
     sandbox = record.get("sandbox") or {}
-    if sandbox.get("repo") and sandbox.get("cwd"):
-        # the branch keeps its commits; only the checkout goes
+    # only the checkout looop made, inside the session's own dir, whatever the record names
+    # (the branch keeps its commits; only the checkout goes)
+    if sandbox.get("repo") and sandbox.get("cwd") == str(dd.worktree(session)):
         subprocess.run(
             ["git", "-C", str(sandbox["repo"]), "worktree", "remove", "--force", str(sandbox["cwd"])],
             capture_output=True,

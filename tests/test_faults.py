@@ -299,3 +299,22 @@ def test_reaping_removes_ended_sessions_past_their_ttl_and_keeps_live_ones(looop
     assert (looop.data / "reports/done.md").exists()
     fleet.wait_beats(fleet.pulse()["beats"] + 3)
     assert worker(looop, "busy")["alive"] and "staying" in screen(looop, "busy")
+
+
+def test_reaping_removes_only_the_checkout_looop_made_whatever_the_record_names(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    repo, checkout = tmp_path / "repo", tmp_path / "mine"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    subprocess.run([*git, "-C", str(repo), "worktree", "add", "-q", str(checkout)], check=True)
+    (checkout / "work.txt").write_text("uncommitted work\n")
+    fleet.configure(interactive=AGENT, interval="0.5s", session_ttl="1s")
+    (looop.data / "sessions/old").mkdir(parents=True)
+    record = {"v": 1, "state": "exited", "alive": False, "ended": 1000.0, "started": 900.0}
+    record["sandbox"] = {"kind": "worktree", "repo": str(repo), "cwd": str(checkout)}
+    (looop.data / "sessions/old/state.json").write_bytes(orjson.dumps(record))
+    fleet.start()
+    wait_for(lambda: "looop · reap · old · ended" in looop.journal(), what="the reaping")
+    assert (checkout / "work.txt").read_text() == "uncommitted work\n"

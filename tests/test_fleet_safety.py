@@ -158,3 +158,15 @@ def test_an_ask_escalated_while_the_config_is_broken_still_notifies_the_human(lo
     notices = (looop.data / "notifications.jsonl").read_text()
     assert "ask w1-1 from w1 needs a decision" in notices
     assert "looop · notify hook · config · not run: " in looop.journal()
+
+
+def test_an_ask_the_pulse_settles_with_its_default_is_delivered_to_its_asker(looop: Looop, up: Up) -> None:
+    up.configure(interval="1s")  # the pulse settles overdue asks each beat, racing the askers
+    up.start()
+    askers = [
+        looop.popen("_", "ask", f"r{i}", "--prompt", "Go?", "--timeout", "1s", "--default", "go")
+        for i in range(20)
+    ]
+    for asker in askers:
+        out, err = asker.communicate(timeout=60)
+        assert (asker.returncode, out) == (0, "go\n"), err

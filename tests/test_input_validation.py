@@ -62,6 +62,8 @@ RESERVED_VERBS = [
     ["_", "unclaim", "pulse", "thing"],
     ["_", "cost", "pulse", "1"],
     ["logs", "pulse"],
+    ["_", "worker", "start", "PULSE", "x"],  # the same directory on a case-insensitive disk
+    ["_", "ask", "Pulse", "--prompt", "p"],
 ]
 
 

@@ -169,6 +169,8 @@ def test_nothing_looop_writes_follows_a_link_out_of_the_data_dir(looop: Looop, t
     planted("goals/archive", outside)
     one_line_refusal(looop.run("_", "goal", "archive", "g1", code=None), "goals/archive -> ")
     assert (looop.data / "goals/g1.md").exists()
+    (looop.data / "goals/archive").unlink()
+    (looop.data / "goals/archive").mkdir(mode=0o700)
     planted("up.log", victim)
     one_line_refusal(looop.run("up", code=None), f"up.log -> {victim}")
     planted("snapshots", outside)
@@ -192,3 +194,56 @@ def test_up_refuses_a_sessions_dir_that_links_elsewhere_and_reaps_nothing_there(
     done = looop.run("up", code=None)
     assert done.returncode != 0, done.stdout
     assert (outside / "w9" / "state.json").exists()
+
+
+def test_a_data_dir_or_one_of_its_directories_others_may_write_into_is_refused(looop: Looop) -> None:
+    looop.run("_", "goal", "write", "g1", "ours")
+    journal = looop.journal()
+    for loose in (looop.data, looop.data / "sessions", looop.data / "goals"):
+        loose.chmod(0o777)  # anyone could plant a session record or a goal in it between two verbs
+        done = looop.run("_", "goal", "write", "g2", "theirs?", code=10)
+        assert done.stderr.startswith(f"looop: refusing the data dir {looop.data}"), done.stderr
+        assert "writable by other users" in done.stderr and done.stderr.count("\n") == 1
+        assert looop.run("_", "state", code=10).stderr == done.stderr
+        assert not (looop.data / "goals/g2.md").exists() and looop.journal() == journal
+        loose.chmod(0o700)
+    looop.data.chmod(0o755)  # only readable by others: made private again, not refused
+    looop.run("_", "state")
+    assert stat.S_IMODE(looop.data.stat().st_mode) == 0o700
+
+
+def test_a_config_in_a_directory_others_may_write_into_is_refused_unless_it_is_sticky(
+    looop: Looop, tmp_path: Path
+) -> None:
+    looop.run("_", "state")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    config = shared / "config.json"
+    config.write_bytes(b'{"interactive": "pi", "notify": ["touch", "hooked"]}')
+    config.chmod(0o600)
+    shared.chmod(0o777)  # another user could swap the file for one of their own
+    done = looop.run("_", "notify", "hi", env={"LOOOP_CONFIG": str(config)}, code=3)
+    assert done.stderr == f"looop: {config}: refusing a config in a directory other users can write\n"
+    shared.chmod(0o1777)  # sticky, as /tmp is: nobody else may replace our file
+    looop.run("_", "notify", "hi", env={"LOOOP_CONFIG": str(config)}, cwd=tmp_path)
+    assert (tmp_path / "hooked").exists()
+
+
+def test_a_move_whose_journal_line_cannot_be_written_is_not_made(looop: Looop, tmp_path: Path) -> None:
+    looop.run("_", "state")
+    outside = tmp_path / "outside.md"
+    outside.write_text("not looop's\n")
+    (looop.data / "journal.md").unlink()
+    (looop.data / "journal.md").symlink_to(outside)
+    ran = tmp_path / "ran"
+    for argv in (
+        ["_", "goal", "write", "g1", "body"],
+        ["_", "sensor", "write", "s1", "#!/bin/sh\necho hi\n"],
+        ["_", "notify", "hi"],
+        ["_", "run", "touch", str(ran)],
+    ):
+        done = looop.run(*argv, code=10)
+        assert done.stderr.startswith("looop: refusing to write through a symbolic link: journal.md"), argv
+    assert not (looop.data / "goals/g1.md").exists() and not (looop.data / "sensors/s1.sh").exists()
+    assert not ran.exists() and not (looop.data / "notifications.jsonl").exists()
+    assert outside.read_text() == "not looop's\n"
