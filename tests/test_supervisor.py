@@ -149,12 +149,14 @@ def test_temporary_children_are_not_restarted_and_transient_ones_only_after_a_cr
 def test_a_child_that_keeps_crashing_escalates_and_stops_the_rest_in_reverse_order() -> None:
     rec = Recorder()
     escalated = threading.Event()
+
+    def on_escalate(_why: object) -> None:
+        escalated.set()
+        with rec.changed:  # wake `rec.wait`, which waits on the recorder's condition
+            rec.changed.notify_all()
+
     sup = Supervisor.start(
-        "top",
-        [counter("a", rec), counter("b", rec), counter("c", rec)],
-        FAST,
-        rec,
-        lambda why: escalated.set(),
+        "top", [counter("a", rec), counter("b", rec), counter("c", rec)], FAST, rec, on_escalate
     )
     for _ in range(FAST.max_restarts + 1):
         ref = ref_of(sup, "b")  # answered after the supervisor's on_start: the counts below are settled
