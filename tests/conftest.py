@@ -40,6 +40,7 @@ class Looop:
     data: Path
     env: dict[str, str] = field(default_factory=dict)
     program: str = LOOOP  # the console script, or the single binary
+    started: list[subprocess.Popen[str]] = field(default_factory=list)  # ended by the fixture
 
     def run(
         self,
@@ -69,7 +70,9 @@ class Looop:
         return done
 
     def popen(self, *args: str, stdin: int = subprocess.DEVNULL, **env: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        """Start `looop ARGS` in the background; whatever the test leaves running (a failed test
+        leaves a `tail -f` or a blocked `_ ask`) is ended when the test ends."""
+        process = subprocess.Popen(
             [self.program, *args],
             stdin=stdin,
             stdout=subprocess.PIPE,
@@ -77,6 +80,18 @@ class Looop:
             text=True,
             env={**self.env, **env},
         )
+        self.started.append(process)
+        return process
+
+    def end_started(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def state(self) -> dict[str, Any]:
         value = orjson.loads(self.run("_", "state", "--json").stdout)
@@ -94,7 +109,9 @@ def looop(tmp_path: Path) -> Iterator[Looop]:
         LOOOP_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"), PYTHONDONTWRITEBYTECODE="1"
     )
     (tmp_path / "home").mkdir()
-    yield Looop(tmp_path / "data", env)
+    cli = Looop(tmp_path / "data", env)
+    yield cli
+    cli.end_started()
 
 
 class Up:
