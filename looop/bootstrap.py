@@ -9,7 +9,16 @@ from pathlib import Path
 
 from looop.config import seed_config
 from looop.errors import StorageError
-from looop.fsio import DIR_MODE, StoreLock, atomic_write, confine, ensure_dir, open_private, why_untrusted
+from looop.fsio import (
+    DIR_MODE,
+    StoreLock,
+    atomic_write,
+    confine,
+    ensure_dir,
+    link_refused,
+    open_private,
+    why_untrusted,
+)
 from looop.paths import DataDir
 
 SEED_FILES = ("PLAYBOOK.md", "goals/setup.md", "goals/playbook-daily.md", "sensors/today.sh")
@@ -83,9 +92,8 @@ def _checked_root(dd: DataDir) -> bool:
         except FileNotFoundError:
             continue
         shown = directory.relative_to(dd.root)
-        if stat.S_ISLNK(inner.st_mode):  # said as the writers say it (see `fsio`)
-            target = os.readlink(directory)
-            raise StorageError(f"refusing to write through a symbolic link: {shown} -> {target}")
+        if stat.S_ISLNK(inner.st_mode):  # said as the writers say it
+            raise link_refused(str(shown), os.readlink(directory))
         problem = why_untrusted(inner)
         if problem:
             raise StorageError(f"refusing the data dir {dd.root}: {shown}/ is {problem}")

@@ -75,7 +75,7 @@ def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.
     def complete(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
         import os
 
-        from looop.ids import RESERVED_SESSIONS, is_valid_id
+        from looop.ids import is_reserved, is_valid_id
         from looop.locate import data_root
 
         try:
@@ -83,9 +83,7 @@ def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.
         except OSError:
             return []
         ids = [n.removesuffix(suffix) for n in names if n.endswith(suffix) and not n.startswith(".")]
-        return sorted(
-            i for i in ids if is_valid_id(i) and i.startswith(incomplete) and i not in RESERVED_SESSIONS
-        )
+        return sorted(i for i in ids if is_valid_id(i) and i.startswith(incomplete) and not is_reserved(i))
 
     return complete
 

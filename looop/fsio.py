@@ -64,7 +64,12 @@ def _refuse_link(dir_fd: int, name: str, shown: str) -> None:
         target = os.readlink(name, dir_fd=dir_fd)
     except OSError:
         return
-    raise StorageError(f"refusing to write through a symbolic link: {shown} -> {target}")
+    raise link_refused(shown, target)
+
+
+def link_refused(shown: str, target: str) -> StorageError:
+    """The one refusal of a symbolic link where looop would write (`shown` below the data dir)."""
+    return StorageError(f"refusing to write through a symbolic link: {shown} -> {target}")
 
 
 def _open_parent(path: Path) -> tuple[int, str]:

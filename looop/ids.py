@@ -31,9 +31,15 @@ def check_session_id(value: str, kind: str = "session id") -> str:
     """Return `value` if a worker may have it as its session id: a safe id, and not one of
     `RESERVED_SESSIONS`, else raise `InvalidInput`."""
     check_id(value, kind)
-    if value.lower() in RESERVED_SESSIONS:  # case-insensitive file systems (macOS) alias them
+    if is_reserved(value):
         raise InvalidInput(f"{kind} {value!r} is reserved: looop keeps its own records in sessions/{value}/")
     return value
+
+
+def is_reserved(value: str) -> bool:
+    """True when `value` names one of `RESERVED_SESSIONS`, in any letter case (case-insensitive
+    file systems, macOS's among them, alias them)."""
+    return value.lower() in RESERVED_SESSIONS
 
 
 def is_valid_id(value: str) -> bool:
