@@ -33,8 +33,6 @@ CHECK_EVERY = 2.0  # how often `pump` calls its `on_tick` (stall checks)
 SCREEN_EVERY = 0.5
 SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
 TRANSCRIPT_CAP = 4 * 1024 * 1024
-# Shown by agents while they work without printing; only consulted when output has gone quiet.
-BUSY_MARKERS = ("esc to interrupt",)
 
 _spawn_lock = threading.Lock()  # fork from a threaded process one at a time
 
@@ -137,10 +135,11 @@ class Screen:
             atomic_write(self.path, text.encode())
         return True
 
-    def shows_busy(self) -> bool:
-        """The fallback signal: does the screen carry an agent's "working" marker?"""
+    def shows_busy(self, markers: tuple[str, ...]) -> bool:
+        """The fallback signal: does the screen carry one of the agent's "working" `markers`
+        (lowercase)? Only consulted when output has gone quiet."""
         lowered = self.text.lower()
-        return any(marker in lowered for marker in BUSY_MARKERS)
+        return any(marker in lowered for marker in markers)
 
 
 def exec_problem(argv: list[str], env: dict[str, str], cwd: str) -> str | None:
@@ -172,8 +171,10 @@ class PtySession:
         transcript: Transcript,
         screen: Screen,
         idle_after: float,
+        busy_markers: tuple[str, ...] = (),
     ) -> None:
         self.argv = argv
+        self.busy_markers = busy_markers
         self.env = env
         self.cwd = cwd
         self.transcript = transcript
@@ -232,12 +233,24 @@ class PtySession:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
 
-    def pump(self, on_activity: ActivitySink, on_tick: Callable[[], None] | None = None) -> Exit:
+    def type(self, keys: str) -> None:
+        """Send keys to the agent as if typed (any thread may; only reads belong to `pump`)."""
+        child = self.child
+        if child is not None:
+            with contextlib.suppress(OSError):
+                child.send(keys.encode())
+
+    def pump(
+        self,
+        on_activity: ActivitySink,
+        on_tick: Callable[[], None] | None = None,
+        on_screen: Callable[[str], None] | None = None,
+    ) -> Exit:
         """Drain the pty until the agent's leader has exited; return how it ended.
 
         Runs in the one thread that owns the pty. Output after the leader's exit that its
         children still print is drained as long as they keep printing. `on_tick` is called
-        every `CHECK_EVERY` seconds.
+        every `CHECK_EVERY` seconds, `on_screen` with the screen's text whenever it changed.
         """
         child = self.child
         assert child is not None, "spawn() first"
@@ -260,11 +273,16 @@ class PtySession:
                     active = True
                     on_activity(True, self.last_output)
                 quiet_since = now
-            self.screen.render(now)
+            if self.screen.render(now) and on_screen is not None:
+                on_screen(self.screen.text)
             if on_tick is not None and now >= next_check:
                 next_check = now + CHECK_EVERY
                 on_tick()
-            if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
+            if (
+                active
+                and now - quiet_since >= self.idle_after
+                and not self.screen.shows_busy(self.busy_markers)
+            ):
                 active = False
                 on_activity(False, self.last_output or time.time())
         while child.isalive():  # the pty closed but the leader lives on: wait for it (still this thread)

@@ -417,6 +417,25 @@ def cost_command(session: str, amount: str, unit: str, note: str | None) -> None
     click.echo(f"{session}: total " + ", ".join(f"{v:g} {u}" for u, v in sorted(totals.items())))
 
 
+@verbs.command("dialog", context_settings=CONTEXT)
+@click.argument("session")
+def dialog_command(session: str) -> None:
+    """(agent hook) Turn the agent's permission request on stdin into an ask; print the decision.
+
+    The claude profile's settings file runs this as Claude Code's PermissionRequest hook: it
+    blocks until the root agent answers yes, always or no, then prints the decision JSON that
+    Claude Code reads. A call of the worker's own looop verbs is allowed without an ask.
+    """
+    from looop.dialogs import decide
+    from looop.ids import check_session_id
+    from looop.procenv import looop_bin
+
+    check_session_id(session)
+    dd = data_dir()
+    sys.stdout.buffer.write(decide(dd, session, sys.stdin.buffer.read(), looop_bin(dd)))
+    sys.stdout.flush()
+
+
 @verbs.group("worker", context_settings=CONTEXT)
 def worker_group() -> None:
     """Start or kill worker sessions (agents looop runs in a pty; needs `looop up`)."""

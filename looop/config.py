@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,73 @@ def _command(value: object) -> str | list[str]:
     return value if isinstance(value, str) else argv
 
 
+def _patterns(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("expected a list of regular expressions")
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
+    return list(value)
+
+
+def _dialogs(value: object) -> list[dict[str, Any]]:
+    shape = '[{"name": N, "pattern": REGEX, "question": TEXT, "keys": {ANSWER: KEYS}}]'
+    if not isinstance(value, list):
+        raise ValueError(f"expected {shape}")
+    for dialog in value:
+        if not isinstance(dialog, dict) or set(dialog) != {"name", "pattern", "question", "keys"}:
+            raise ValueError(f"expected {shape}")
+        if not all(isinstance(dialog[k], str) and dialog[k] for k in ("name", "pattern", "question")):
+            raise ValueError("a dialog's name, pattern and question are non-empty strings")
+        _patterns([dialog["pattern"]])
+        keys = dialog["keys"]
+        if not isinstance(keys, dict) or not keys or not all(isinstance(v, str) and v for v in keys.values()):
+            raise ValueError("a dialog's keys map each answer to the keys it types")
+    return list(value)
+
+
+def _settings(value: object) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError("expected a JSON object (the agent's settings file) or null")
+    return value
+
+
+_PROFILE_PARTS: dict[str, Callable[[object], Any]] = {
+    "command": _argv,
+    "resume": _optional_argv,
+    "settings": _settings,
+    "dialogs": _dialogs,
+    "blocked_markers": _patterns,
+    "busy_markers": _patterns,
+    "screen_skip": _patterns,
+}
+
+
+def _profiles(value: object) -> dict[str, dict[str, Any]]:
+    """`{"NAME": {PART: VALUE}}`: overrides of a built-in profile's parts, or a new profile."""
+    if not isinstance(value, dict):
+        raise ValueError('expected {"NAME": {"command": [...], ...}}')
+    profiles: dict[str, dict[str, Any]] = {}
+    for name, parts in value.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ValueError(f"{name!r} is not a profile name (letters, digits, _ . -)")
+        if not isinstance(parts, dict):
+            raise ValueError(f"{name}: expected an object of parts ({', '.join(_PROFILE_PARTS)})")
+        checked: dict[str, Any] = {}
+        for part, part_value in parts.items():
+            check = _PROFILE_PARTS.get(part)
+            if check is None:
+                raise ValueError(f"{name}: unknown part {part!r} (known: {', '.join(_PROFILE_PARTS)})")
+            try:
+                checked[part] = check(part_value)
+            except ValueError as exc:
+                raise ValueError(f"{name}.{part}: {exc}") from None
+        profiles[name] = checked
+    return profiles
+
+
 @dataclass(frozen=True)
 class Config:
     """Validated settings with defaults filled in."""
@@ -132,6 +199,7 @@ class Config:
     resume: str | list[str] | None = None
     ask_deadline: float | None = 3600.0  # asks without --timeout are escalated after this
     claim_ttl: float | None = None  # leases taken without --ttl expire after this
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides of agent profiles
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -155,6 +223,7 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "resume": _optional_command,
     "ask_deadline": _optional_duration,
     "claim_ttl": _optional_duration,
+    "profiles": _profiles,
 }
 
 

@@ -1,10 +1,12 @@
 """The worker contract, the prompt a worker receives, and the argv that starts its agent.
 
-The config's `interactive` command may hold placeholders, replaced inside each argument (never
-through a shell): `{prompt}` / `{prompt_file}` (the contract followed by the task), `{contract}` /
-`{contract_file}` (the contract alone, for a system-prompt flag), `{task}` (the root agent's
-prompt alone) and `{session_uuid}` (the agent's own session id, kept to resume it). Without
-`{prompt}`, `{prompt_file}` or `{task}`, the whole prompt is appended as the last argument.
+A profile's command (`looop.profiles`) may hold placeholders, replaced inside each argument
+(never through a shell): `{prompt}` / `{prompt_file}` (the contract followed by the task),
+`{contract}` / `{contract_file}` (the contract alone, for a system-prompt flag), `{task}` (the
+root agent's prompt alone), `{session_uuid}` (the agent's own session id, kept to resume it),
+`{session_dir}` (the worker's `sessions/ID/`) and `{settings_file}` (the profile's settings
+written for this worker). Without `{prompt}`, `{prompt_file}` or `{task}`, the whole prompt is
+appended as the last argument.
 """
 
 from __future__ import annotations
@@ -13,9 +15,18 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from looop.errors import ConfigError, InvalidInput
+from looop.errors import InvalidInput
 
-PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{contract_file}", "{contract}", "{task}", "{session_uuid}")
+PLACEHOLDERS = (
+    "{prompt_file}",
+    "{prompt}",
+    "{contract_file}",
+    "{contract}",
+    "{task}",
+    "{session_uuid}",
+    "{session_dir}",
+    "{settings_file}",
+)
 TASK_PLACEHOLDERS = ("{prompt}", "{prompt_file}", "{task}")
 MAX_ARGUMENT = 120 * 1024  # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN)
 
@@ -26,25 +37,27 @@ You are worker session `{session}`, started by looop for its root agent. You do 
 multi-step work; the root agent (and through it, a human) decides. These rules come first.
 
 ## When you need a decision, ask and wait
-Run ONE blocking command; it returns when the root agent answers:
+Run this ONE command, spelled exactly so (the path and your session id are literal, so it
+runs without a permission dialog); it returns when the root agent answers:
 
-    answer=$("$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "<your question>" \\
-             [--ref <path or URL to look at>] [--options yes,no])
+    {looop} _ ask {session} --prompt "<your question>" [--ref <path or URL to look at>] [--options yes,no]
 
-It prints the answer on stdout and exits 0; exit 8 means the ask was cancelled (stop that line
-of work). If your tool kills a long wait, run the very same command again: it re-attaches to
-the same ask (if you were restarted, it asks anew: an answer you never received is void).
+Its whole output is the answer, and it exits 0; exit 8 means the ask was cancelled (stop that
+line of work). If your tool kills a long wait, run the very same command again: it re-attaches
+to the same ask (if you were restarted, it asks anew: an answer you never received is void).
 Never guess where a decision is needed, and never do anything irreversible
 (merge, deploy, delete, publish, pay, send in someone's name) without an explicit "yes".
 
 ## Shared resources: lease them
-    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" <resource>     # exit 6 names the holder
-    "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" <resource>
+    {looop} _ claim {session} <resource>     # exit 6 names the holder
+    {looop} _ unclaim {session} <resource>
 Claim before you touch something other workers may touch (a database, a deploy slot, a
 branch); release it when done. Your claims are released when your session ends.
 
 ## Report your spend
-    "$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" <amount> [--unit usd|tokens] [--note "what for"]
+    {looop} _ cost {session} <amount> [--unit usd|tokens] [--note "what for"]
+
+(Scripts may spell these `"$LOOOP_BIN" _ ... "$LOOOP_SESSION_ID"`: both are in your environment.)
 
 ## Where you may write
 Only to: your sandbox (your working directory{sandbox_note}), `{reports}` (deliverables for
@@ -54,7 +67,7 @@ else in {data_dir} belongs to looop and the root agent: read it if useful, never
 ## When you are done
 Write your result to `{reports}/{session}-<topic>.md`, then end your own session:
 
-    "$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"
+    {looop} _ kill {session}
 """
 
 
@@ -77,38 +90,43 @@ your claims: they were released), then carry on with your task.
 """
 
 
-def worker_prompt(session: str, task: str, data_dir: Path, reports: Path, sandbox_note: str = "") -> Prompt:
-    """The contract filled in for `session`, and the task."""
+def worker_prompt(
+    session: str, task: str, data_dir: Path, reports: Path, looop: str, sandbox_note: str = ""
+) -> Prompt:
+    """The contract filled in for `session` (`looop`: the absolute path that runs looop), and the task."""
     if not task.strip():
         raise InvalidInput("the worker's prompt is empty")
-    contract = CONTRACT.format(session=session, reports=reports, data_dir=data_dir, sandbox_note=sandbox_note)
+    contract = CONTRACT.format(
+        session=session,
+        reports=reports,
+        data_dir=data_dir,
+        sandbox_note=sandbox_note,
+        looop=shlex.quote(looop),
+    )
     return Prompt(contract, task)
 
 
-def command_argv(interactive: str | list[str], config_path: Path) -> list[str]:
-    """The configured command as an argv: a string is split like a shell would, without one."""
-    if isinstance(interactive, list):
-        return list(interactive)
-    try:
-        argv = shlex.split(interactive)
-    except ValueError as exc:
-        raise ConfigError(f"{config_path}: key 'interactive': {exc}") from None
-    if not argv:
-        raise ConfigError(f"{config_path}: key 'interactive' is empty")
-    return argv
+@dataclass(frozen=True)
+class WorkerFiles:
+    """The files of one worker that placeholders name."""
+
+    prompt: Path
+    contract: Path
+    settings: Path
+    session_dir: Path
 
 
-def agent_argv(
-    command: list[str], prompt: Prompt, prompt_file: Path, contract_file: Path, session_uuid: str
-) -> list[str]:
+def agent_argv(command: tuple[str, ...], prompt: Prompt, files: WorkerFiles, session_uuid: str) -> list[str]:
     """Fill the placeholders of `command`; append the whole prompt when no argument takes the task."""
     values = {
         "{session_uuid}": session_uuid,
-        "{prompt_file}": str(prompt_file),
+        "{prompt_file}": str(files.prompt),
         "{prompt}": prompt.full,
-        "{contract_file}": str(contract_file),
+        "{contract_file}": str(files.contract),
         "{contract}": prompt.contract,
         "{task}": prompt.task.strip(),
+        "{session_dir}": str(files.session_dir),
+        "{settings_file}": str(files.settings),
     }
     takes_task = any(p in arg for arg in command for p in TASK_PLACEHOLDERS)
     argv = [_fill(arg, values) for arg in command]

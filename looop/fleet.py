@@ -17,14 +17,15 @@ import pykka
 from looop import budget, journal
 from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
 from looop.config import Config, load_config
-from looop.contract import RESUMED, agent_argv, command_argv, worker_prompt
+from looop.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
 from looop.costs import spend_by_session
-from looop.errors import Conflict, InvalidInput, LooopError, NotFound
-from looop.fsio import atomic_write, ensure_dir, replace
+from looop.errors import ConfigError, Conflict, InvalidInput, LooopError, NotFound
+from looop.fsio import atomic_write, ensure_dir, replace, write_json
 from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
-from looop.procenv import worker_env
+from looop.procenv import looop_bin, worker_env
+from looop.profiles import filled_settings, profile_of
 from looop.sandbox import Sandbox, prepare
 from looop.sessions import live_record, read_record
 from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
@@ -62,7 +63,8 @@ class Fleet:
             raise NotFound(f"no worker {session!r} (see `looop status`)")
         if not record.get("agent_session"):
             raise Conflict(f"worker {session} has no agent session id to resume")
-        if load_config(self.dd.config).resume is None:
+        config = load_config(self.dd.config)
+        if profile_of(config.interactive, config.resume, config.profiles).resume is None:
             raise InvalidInput("the config has no `resume` command (see `looop --help`)")
         return self._launch(request, resumed=record)
 
@@ -132,8 +134,12 @@ class Fleet:
     ) -> SessionSpec:
         """Everything that can fail on bad input happens here, before any actor exists."""
         dd = self.dd
+        try:
+            profile = profile_of(config.interactive, config.resume, config.profiles)
+        except ConfigError as exc:
+            raise ConfigError(f"{dd.config}: {exc.message}") from None
         if resumed is None:
-            command = command_argv(config.interactive, dd.config)
+            command = profile.command
             ensure_dir(dd.session(session))
             cwd, repo = request.get("cwd"), request.get("worktree")
             sandbox = prepare(
@@ -141,17 +147,22 @@ class Fleet:
             )
             agent_session = str(uuid.uuid4())
         else:
-            command = command_argv(config.resume or config.interactive, dd.config)
+            command = profile.resume or profile.command
             sandbox = Sandbox.restore(resumed.get("sandbox") or {"cwd": resumed.get("cwd")})
             agent_session = str(resumed["agent_session"])
             how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
             task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
-        prompt = worker_prompt(session, task, dd.root, dd.reports, sandbox.note())
-        argv = sandbox.wrapper + agent_argv(
-            command, prompt, dd.prompt(session), dd.contract(session), agent_session
+        looop = looop_bin(dd)
+        prompt = worker_prompt(session, task, dd.root, dd.reports, looop, sandbox.note())
+        files = WorkerFiles(
+            dd.prompt(session), dd.contract(session), dd.agent_settings(session), dd.session(session)
         )
+        argv = sandbox.wrapper + agent_argv(command, prompt, files, agent_session)
         atomic_write(dd.prompt(session), prompt.full.encode())
         atomic_write(dd.contract(session), prompt.contract.encode())
+        settings = filled_settings(profile, looop, session)
+        if settings is not None:
+            write_json(dd.agent_settings(session), settings)
         run = uuid.uuid4().hex  # this run's own: an ask of an earlier run of the id is not its
         if read_record(dd, session) is not None:
             transcript = dd.transcript(session)
@@ -176,6 +187,8 @@ class Fleet:
             config.stall_after,
             agent_session,
             run,
+            profile,
+            config.ask_deadline,
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -328,8 +328,18 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
             f"ask {ask_id} is still unanswered at its deadline and was escalated to the human;"
             " run the same ask again to wait on"
         )
-    with _store_lock(dd).held():  # one step with `cancel_ask`: delivered, or cancelled, never both
-        current = _read_answer(dd, ask_id) or answer
+    taken = collect_answer(dd, ask_id)
+    assert taken is not None, "an answer file is never removed while its ask exists"
+    return taken
+
+
+def collect_answer(dd: DataDir, ask_id: str) -> str | None:
+    """The answer to `ask_id`, marked delivered, or None while it is pending; `Cancelled` if it
+    was cancelled. One step with `cancel_ask`: delivered, or cancelled, never both."""
+    with _store_lock(dd).held():
+        current = _read_answer(dd, ask_id)
+        if current is None:
+            return None
         if current.get("cancelled"):
             raise Cancelled(f"ask {ask_id} was cancelled: {current.get('reason') or 'no reason given'}")
         if not current.get("delivered_at"):

@@ -90,6 +90,8 @@ WORKERS
     running   printing (or its screen says it is busy)
     idle      quiet for `idle_after` seconds: done with its turn, or stuck
     asking    blocked on an ask: answer it
+    blocked   quiet at a dialog of its agent that looop does not know:
+              `blocked_by` holds its screen: tell the human, or end it
     stalled   no output and no verb call for `stall_after`: look at it
     exited    ended on its own (exit_code says how)
     killed    ended by you, by itself (`_ kill`), or by `looop down`
@@ -104,39 +106,60 @@ WORKERS
   notifies you. Ended sessions are reaped after `session_ttl`.
 
 WORKER CONTRACT (injected at the top of every worker's prompt)
-  A worker that needs a decision runs one blocking call and waits:
-    answer=$("$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "..." \\
-             [--ref PATH_OR_URL] [--options a,b])
-  It prints the answer and exits 0; it exits 8 if the ask was cancelled.
+  It spells looop's absolute path and the worker's id literally (LOOOP and
+  ID below), so an agent with permission dialogs runs them without one:
+    LOOOP _ ask ID --prompt "..." [--ref PATH_OR_URL] [--options a,b]
+  blocks until answered; its whole output (stdout and stderr) is the answer
+  and it exits 0; it exits 8 if the ask was cancelled.
   With --timeout S the ask has a deadline: then it takes --default A, or
   is escalated to the human (urgent) and the call exits 124.
   If a tool kills the wait, running the same ask again re-attaches to it
   (only within the same run: a restarted worker's ask is a new one).
   Workers also run:
-    "$LOOOP_BIN" _ claim "$LOOOP_SESSION_ID" RESOURCE [--ttl S] [--wait]
-    "$LOOOP_BIN" _ unclaim "$LOOOP_SESSION_ID" RESOURCE   release it
-    "$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" AMOUNT [--unit usd|tokens]
-    "$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"               end itself
+    LOOOP _ claim ID RESOURCE [--ttl S] [--wait]
+    LOOOP _ unclaim ID RESOURCE                  release it
+    LOOOP _ cost ID AMOUNT [--unit usd|tokens]
+    LOOOP _ kill ID            end itself (returns once its agent is gone)
+  Scripts may spell them "$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" ...
   A worker writes only to claims/ (through the verbs), reports/ (its
   deliverables for the human) and its own sandbox (a git worktree, or `box`
   when installed). A claim held by another session fails with exit 6 and
   names the holder.
 
+AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
+  claude  claude --settings {settings_file} --session-id {session_uuid}
+            --append-system-prompt {contract} {task}
+          resume: the same with --resume {session_uuid}. The settings file
+          (sessions/ID/agent-settings.json) allows `Bash(LOOOP _:*)` and
+          makes `LOOOP _ dialog ID` Claude Code's PermissionRequest hook:
+          each permission request becomes an ask (yes / always / no) and
+          the answer goes back to Claude Code. Its folder-trust dialog, and
+          a permission dialog the hook did not answer, are read off the
+          screen and become asks too; the answer is typed into the pty.
+  pi      pi --session {session_dir}/pi-{session_uuid}.jsonl
+            --append-system-prompt {contract_file} {task}
+          resume: the same command (the session file continues).
+  A plain command (a string split like a shell would, or an argv list)
+  runs any other agent; if its program is claude or pi it keeps that
+  profile's dialogs and screen rules. Config `profiles` overrides parts
+  of a profile or adds one: {"claude": {"command": [...], "resume": [...],
+  "settings": {...}, "dialogs": [{"name", "pattern", "question", "keys":
+  {ANSWER: KEYS}}], "blocked_markers": [RE], "busy_markers": [TEXT],
+  "screen_skip": [RE]}}. A worker quiet at a dialog looop does not know
+  (blocked_markers on its screen) turns `blocked`, with the dialog's text
+  in `blocked_by`. Placeholders, replaced inside arguments (never via a
+  shell): {prompt} {prompt_file}: contract+task; {contract}
+  {contract_file}: the contract; {task}: the task alone; {session_uuid};
+  {session_dir}; {settings_file}. With none of {prompt} {prompt_file}
+  {task}, the whole prompt is the last argument.
+
 DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 0700)
   config.json        runner wiring (or $LOOOP_CONFIG); seeded when absent:
-                       interactive   command that starts a worker's agent
-                                     (string or argv list; default claude,
-                                     else pi). Placeholders, replaced
-                                     inside arguments (never via a shell):
-                                     {prompt} {prompt_file}: contract+task
-                                     {contract} {contract_file}: contract
-                                     {task}: the task alone. With none of
-                                     {prompt} {prompt_file} {task}, the
-                                     whole prompt is the last argument.
-                                     claude: ["claude", "--append-system-
-                                     prompt", "{contract}", "{task}"]
-                                     pi: ["pi", "--append-system-prompt",
-                                     "{contract_file}", "{task}"]
+                       interactive   the agent profile (claude, pi, or
+                                     one of `profiles`), or a command
+                                     (default claude when on PATH, else
+                                     pi; see AGENT PROFILES)
+                       profiles      overrides of profiles' parts
                        interval      pulse cadence (60s)
                        session_ttl   keep ended sessions this long (3d)
                        sensor_timeout  per sensor (min(interval, 30s))
@@ -157,9 +180,8 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                                      {"usd": 20}}: notices at 80 %; at
                                      100 % a worker is stopped, no new
                                      worker starts past the fleet's
-                       resume        command that resumes an agent:
-                                     ["claude", "--resume",
-                                     "{session_uuid}", "{task}"]
+                       resume        command that resumes a worker's
+                                     agent (default: the profile's)
                        max_restarts, restart_period   restart intensity of
                                      the supervisor (5 in 60s); past it
                                      `up` stops and exits 1
@@ -175,6 +197,7 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
   reports/           worker deliverables for the human (kept)
   claims/            leases on shared resources
   sessions/ID/       a worker: state.json, transcript.log, screen.txt,
+                     agent-settings.json (claude's),
                      cost.jsonl, contract.md, worktree/; sessions/pulse/
                      is the `up` process (reaped session_ttl after end)
   notifications.jsonl  notices for the human

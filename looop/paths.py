@@ -149,6 +149,10 @@ class DataDir:
         """The worker contract alone, for agents that take it as a system prompt file."""
         return self.session(session_id) / "contract.md"
 
+    def agent_settings(self, session_id: str) -> Path:
+        """The settings file a profile writes for this worker's agent (Claude Code's `--settings`)."""
+        return self.session(session_id) / "agent-settings.json"
+
     def last_verb(self, session_id: str) -> Path:
         """Touched by every verb a worker calls (stall detection)."""
         return self.session(session_id) / ".last-verb"

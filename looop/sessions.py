@@ -20,7 +20,7 @@ from looop.ids import is_valid_id
 from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running
 
-LIVE_STATES = ("starting", "running", "idle", "asking", "stalled")
+LIVE_STATES = ("starting", "running", "idle", "asking", "blocked", "stalled")
 ENDED_STATES = ("exited", "killed", "dead")
 
 

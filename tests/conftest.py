@@ -265,6 +265,16 @@ FAKE_AGENT = str(Path(__file__).with_name("fake_agent.py"))
 AGENT = [sys.executable, FAKE_AGENT]
 
 
+def posing_as(tmp_path: Path, name: str) -> str:
+    """A bin dir holding `name`, which runs the fake agent; the PATH for `up` with it first."""
+    bin_dir = tmp_path / f"bin-{name}"
+    bin_dir.mkdir()
+    wrapper = bin_dir / name
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_AGENT} "$@"\n')
+    wrapper.chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
 def script(*steps: str) -> str:
     """A worker prompt: a task line, then the fake agent's script."""
     return "Do the task below.\n" + "".join(f"FAKE: {step}\n" for step in steps)

@@ -3,7 +3,8 @@
 ANSI codes, takes its prompt from argv (or stdin), and follows a script found in the prompt.
 
 Flags like the real CLIs': `--append-system-prompt TEXT|FILE` (repeatable), `--model M`,
-`--session-id ID`; the last positional argument is the prompt (`-` reads it from stdin).
+`--session-id ID`, `--resume ID`, `--session FILE` (pi's), `--settings FILE` (claude's, summarised);
+the last positional argument is the prompt (`-` reads it from stdin).
 
 Script lines in the prompt start with `FAKE:`:
     FAKE: say TEXT                 print a line
@@ -19,6 +20,9 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: spawn-child [NAME]       start a grandchild (same group) that sleeps for ever, NAME in its argv
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
+    FAKE: dialog COMMAND           show a Claude Code-like permission dialog about COMMAND and read
+                                   one key (1 or Enter: yes, 2: always, 3 or Escape: no)
+    FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
     FAKE: crash CODE               exit with CODE at once
     FAKE: kill                     `_ kill` itself
     FAKE: exit                     exit 0
@@ -27,6 +31,7 @@ After the script it idles like a TUI waiting for input: it echoes each submitted
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -137,6 +142,22 @@ def step(line: str) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif verb == "ignore-hup":
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    elif verb == "dialog":
+        set_status("")
+        sys.stdout.write(
+            f" {ESC}[1mBash command{ESC}[0m\r\n\r\n   {rest}\r\n   Run shell command\r\n\r\n"
+            f" Do you want to proceed?\r\n {ESC}[36m\u276f{ESC}[0m 1. Yes\r\n"
+            "   2. Yes, and always allow it\r\n   3. No\r\n\r\n Esc to cancel \u00b7 Tab to amend\r\n"
+        )
+        sys.stdout.flush()
+        keys = read_keys()
+        sys.stdout.write(f"{ESC}[2J{ESC}[H")
+        say(f"dialog answer: {DIALOG_KEYS.get(keys, repr(keys))}")
+    elif verb == "prompt":
+        set_status("")  # not busy: it waits for a key
+        sys.stdout.write(f"{rest}\r\n")
+        sys.stdout.flush()
+        say(f"prompt answer: {read_keys()!r}")
     elif verb == "crash":
         say("something went wrong")
         os._exit(int(rest))
@@ -148,6 +169,27 @@ def step(line: str) -> None:
         sys.exit(0)
 
 
+DIALOG_KEYS = {"1": "yes", "\r": "yes", "2": "always", "3": "no", "\x1b": "no"}
+
+
+def read_keys() -> str:
+    """What is typed next, as one burst of keys, read from the terminal in cbreak mode."""
+    import select
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+    try:
+        keys = os.read(fd, 64)
+        while select.select([fd], [], [], 0.2)[0]:
+            keys += os.read(fd, 64)
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    return keys.decode()
+
+
 def parse_args(argv: list[str]) -> tuple[list[str], str]:
     system: list[str] = []
     positional: list[str] = []
@@ -156,8 +198,14 @@ def parse_args(argv: list[str]) -> tuple[list[str], str]:
         if arg == "--append-system-prompt":
             value = next(it)
             system.append(Path(value).read_text() if os.path.isfile(value) else value)
-        elif arg in ("--session-id", "--resume"):
+        elif arg in ("--session-id", "--resume", "--session"):
             state["session"] = f"{arg.removeprefix('--')} {next(it)}"
+        elif arg == "--settings":
+            settings = json.loads(Path(next(it)).read_text())
+            lines = [f"settings allow: {rule}" for rule in settings.get("permissions", {}).get("allow", [])]
+            for event, matchers in settings.get("hooks", {}).items():
+                lines += [f"settings hook {event}: {h['command']}" for m in matchers for h in m["hooks"]]
+            state["settings"] = "\n".join(lines)
         elif arg in ("--model", "--permission-mode"):
             next(it)
         else:
@@ -177,6 +225,8 @@ def main() -> None:
     say(f"contract: {'yes' if contract else 'no'}; system prompts: {len(system)}")
     if "session" in state:
         say(state["session"])
+    for line in state.get("settings", "").splitlines():
+        say(line)
     for line in prompt.splitlines():
         if line.startswith("FAKE: "):
             step(line[len("FAKE: ") :].strip())

@@ -24,6 +24,9 @@ def test_top_level_help_carries_the_whole_contract(looop: Looop) -> None:
     for phrase in (
         "looop _ wait --json",
         '"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID"',
+        "LOOOP _ ask ID --prompt",
+        "AGENT PROFILES",
+        "PermissionRequest hook",
         "LOOOP_DATA_DIR",
         "LOOOP_CONFIG",
         "session_ttl",

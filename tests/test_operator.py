@@ -21,6 +21,7 @@ from tests.conftest import (
     Up,
     blocked,
     ended,
+    posing_as,
     report,
     screen,
     script,
@@ -163,18 +164,16 @@ def test_an_interrupted_worker_resumes_in_its_sandbox_with_its_session(
     assert "no `resume` command" in looop.run("_", "worker", "resume", "w2", code=2).stderr
 
 
-def test_the_readmes_fleet_config_runs(looop: Looop, up: Up) -> None:
+def test_the_readmes_fleet_config_runs(looop: Looop, up: Up, tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = readme.split("<!-- fleet-config -->\n```json\n", 1)[1].split("```", 1)[0]
     config = orjson.loads(block)
-    assert {"budget", "max_workers", "stall_after", "resume", "notify"} <= config.keys()
-    # the real agent swapped for the stand-in, its flags kept (the stand-in takes claude's)
-    config["interactive"] = [*AGENT, *config["interactive"][1:]]
-    config["resume"] = [*AGENT, *config["resume"][1:]]
+    assert {"budget", "max_workers", "stall_after", "notify"} <= config.keys()
+    assert config["interactive"] == "claude"
     config["notify"] = ["true"]
     looop.run("_", "state")
     (looop.data / "config.json").write_bytes(orjson.dumps(config))
-    up.start()
+    up.start(PATH=posing_as(tmp_path, "claude"))  # the stand-in plays the profile's claude
     looop.run("_", "worker", "start", "w1", script("say fleet ready", "exit"))
     final = ended(looop, "w1")
     assert final["exit_code"] == 0 and final["agent_session"]

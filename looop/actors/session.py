@@ -21,10 +21,12 @@ from looop import journal
 from looop.babysit import Exit, PtySession, Screen, SpawnError, Transcript
 from looop.claims import release_claims_of
 from looop.costs import cost_totals
+from looop.errors import LooopError
 from looop.fsio import write_json
-from looop.mailbox import cancel_asks_of
+from looop.mailbox import cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
 from looop.procs import start_time
+from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 
@@ -42,6 +44,8 @@ class SessionSpec:
     stall_after: float
     agent_session: str
     run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
+    profile: Profile = GENERIC  # its dialogs, busy markers and screen chrome
+    ask_deadline: float | None = None  # for the asks its dialogs become
 
 
 @dataclass
@@ -89,6 +93,11 @@ class _KillNow:
 
 
 @dataclass(frozen=True)
+class _ScreenChanged:
+    text: str
+
+
+@dataclass(frozen=True)
 class _Tick:
     pass
 
@@ -109,10 +118,14 @@ class SessionActor(SupervisedActor):
             Transcript(dd.transcript(spec.id)),
             Screen(dd.screen(spec.id)),
             spec.idle_after,
+            spec.profile.busy_markers,
         )
         self._active: bool | None = None  # None until the first output
         self._stalled = False
         self._kill: Terminate | None = None
+        self._screen_text = ""
+        self._dialog: tuple[str, str] | None = None  # the known dialog on screen: (name, concern)
+        self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
         self._exit: Exit | None = None
         self._exited = threading.Event()
         self._finished = False
@@ -123,6 +136,7 @@ class SessionActor(SupervisedActor):
             "cwd": str(spec.cwd),
             "sandbox": spec.sandbox,
             "agent_session": spec.agent_session,
+            "profile": spec.profile.name,
             "run": spec.run,
             "started": time.time(),
             "state": "starting",
@@ -171,7 +185,9 @@ class SessionActor(SupervisedActor):
     def _pump(self) -> None:
         me = self.actor_ref
         exit_status = self.pty.pump(
-            lambda active, at: tell_quietly(me, _Activity(active, at)), lambda: tell_quietly(me, _Tick())
+            lambda active, at: tell_quietly(me, _Activity(active, at)),
+            lambda: tell_quietly(me, _Tick()),
+            lambda text: tell_quietly(me, _ScreenChanged(text)),
         )
         self._exit = exit_status
         self._exited.set()
@@ -203,10 +219,15 @@ class SessionActor(SupervisedActor):
             self._update_live_state()
         elif isinstance(message, _Tick):
             self._check_stall()
+        elif isinstance(message, _ScreenChanged):
+            self._screen_text = message.text
+            self._check_dialog()
+            self._update_live_state()
         elif isinstance(message, Refresh):
             self._record.update(
                 pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
             )
+            self._deliver_dialog_answer()
             self._update_live_state()
         elif isinstance(message, Terminate):
             self._terminate(message)
@@ -222,8 +243,11 @@ class SessionActor(SupervisedActor):
     def _update_live_state(self) -> None:
         if self._finished:
             return
+        blocked = self._blocked_by()
         if self._record["pending_ask"]:
             state = "asking"
+        elif blocked:
+            state = "blocked"
         elif self._stalled:
             state = "stalled"
         elif self._active is None:
@@ -231,7 +255,73 @@ class SessionActor(SupervisedActor):
         else:
             state = "running" if self._active else "idle"
         self._record["state"] = state
+        if blocked:
+            self._record["blocked_by"] = blocked
+        else:
+            self._record.pop("blocked_by", None)
         self._write()
+
+    # dialogs ----------------------------------------------------------------------------------
+
+    def _check_dialog(self) -> None:
+        """A known dialog on the screen becomes an ask of this worker's (once per showing)."""
+        if self._finished:
+            return
+        shown = shown_dialog(self.spec.profile, self._screen_text)
+        if shown is None:
+            self._dialog = None
+            return
+        dialog, concern = shown
+        if self._dialog == (dialog.name, concern) or self._dialog_ask is not None:
+            return
+        if self._record["pending_ask"]:
+            return  # the agent's own hook asks about it already (`_ dialog`)
+        self._dialog = (dialog.name, concern)
+        try:
+            ask = open_ask(
+                self.dd,
+                self.spec.id,
+                dialog.question,
+                concern or None,
+                list(dialog.keys),
+                self.spec.ask_deadline,
+                run=self.spec.run,
+            )
+        except LooopError as exc:
+            journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name}: cannot ask ({exc})", who="looop")
+            return
+        self._dialog_ask = (ask.id, dialog)
+        journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: asked {ask.id}", who="looop")
+
+    def _deliver_dialog_answer(self) -> None:
+        """Type the answer to the dialog's ask into the pty once it is answered."""
+        if self._dialog_ask is None or self._finished:
+            return
+        ask_id, dialog = self._dialog_ask
+        try:
+            answer = collect_answer(self.dd, ask_id)
+        except LooopError:  # cancelled (or unreadable): the dialog stays for someone to see
+            self._dialog_ask = None
+            return
+        if answer is None:
+            return
+        self._dialog_ask = None
+        keys = dialog.keys.get(answer)
+        if keys is None:
+            journal.record(self.dd, "dialog", self.spec.id, f"{ask_id}: no keys for {answer!r}", who="looop")
+            return
+        self.pty.type(keys)
+        journal.record(
+            self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: typed {answer!r} ({ask_id})", who="looop"
+        )
+
+    def _blocked_by(self) -> list[str] | None:
+        """The screen's last lines when the agent sits quiet at a dialog nobody is asked about."""
+        if self._active is not False or self._dialog_ask is not None:
+            return None
+        if not shows_blocked(self.spec.profile, self._screen_text):
+            return None
+        return [line for line in self._screen_text.splitlines() if line.strip()][-12:]
 
     def _check_stall(self) -> None:
         """Stalled: no output and no verb call for `stall_after` seconds while not asking."""

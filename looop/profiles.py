@@ -1,0 +1,245 @@
+"""Agent profiles: what looop knows about one kind of agent CLI, as data.
+
+A profile says how to start the agent (an argv template) and resume it, which per-worker
+settings file it reads, which dialogs it can stop at and what to type to answer each, which
+screen text means "a dialog is up" when looop does not know the dialog, which means "busy",
+and which screen lines are chrome (status bars) rather than what the agent said. The config's
+`interactive` names a profile (`"claude"`, `"pi"`, or one of its own `profiles`), or gives a plain
+argv for any other agent; a plain argv whose program is a known agent keeps that agent's
+dialogs and screen rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from looop.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A dialog the agent stops at, known by `pattern` on its screen. The ask asks `question`
+    about what the group `concern` of the pattern captured (a command, a folder), with one
+    option per entry of `keys`: what is typed into the pty for that answer."""
+
+    name: str
+    pattern: str
+    question: str
+    keys: dict[str, str]
+
+    def find(self, screen: str) -> str | None:
+        """What this dialog concerns when the screen shows it ("" when it names nothing), else None."""
+        match = re.search(self.pattern, screen, re.MULTILINE)
+        if match is None:
+            return None
+        concern = match.groupdict().get("concern") or ""
+        return " ".join(concern.split())
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How looop starts, resumes, answers and reads one kind of agent (see the module doc)."""
+
+    name: str
+    command: tuple[str, ...]
+    resume: tuple[str, ...] | None = None
+    settings: dict[str, Any] | None = None  # written to {settings_file}; "{looop}", "{session}" filled
+    dialogs: tuple[Dialog, ...] = ()
+    blocked_markers: tuple[str, ...] = ()  # regexes: some dialog is up (one looop may not know)
+    busy_markers: tuple[str, ...] = ("esc to interrupt",)  # lowercase text: working, though quiet
+    screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# what a terminal program that waits for one key tends to show
+PROMPT_MARKERS = (r"\((?:y/n|yes/no)\)|\[(?:y/N|Y/n)\]", r"Press (?:Enter|any key)")
+
+# Claude Code draws its dialogs as a numbered select (a heavy angle before "1. Yes"); a digit
+# picks an option at once. A permission request normally reaches looop through the
+# PermissionRequest hook of the worker's settings file (`looop _ dialog`), before any dialog
+# shows; the screen is the fallback for when the hook cannot answer. (Checked on 2.1.197.)
+_CLAUDE_PERMISSION = Dialog(
+    "permission",
+    r"(?:Bash command\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?.*Do you want to proceed\?",
+    "Claude Code asks permission to run this command. Allow it?",
+    {"yes": "1", "always": "2", "no": "3"},
+)
+_CLAUDE_TRUST = Dialog(
+    "trust",
+    r"(?:Accessing workspace:\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?.*Yes, I trust this folder",
+    "Claude Code asks whether to trust the files in this folder (it may run code from it). Trust it?",
+    {"yes": "1", "no": "2"},
+)
+
+CLAUDE = Profile(
+    name="claude",
+    command=(
+        "claude",
+        "--settings",
+        "{settings_file}",
+        "--session-id",
+        "{session_uuid}",
+        "--append-system-prompt",
+        "{contract}",
+        "{task}",
+    ),
+    resume=(
+        "claude",
+        "--settings",
+        "{settings_file}",
+        "--resume",
+        "{session_uuid}",
+        "--append-system-prompt",
+        "{contract}",
+        "{task}",
+    ),
+    settings={
+        "permissions": {"allow": ["Bash({looop} _:*)"]},
+        "hooks": {
+            "PermissionRequest": [
+                {
+                    "matcher": "*",
+                    "hooks": [
+                        {"type": "command", "command": "{looop_shell} _ dialog {session}", "timeout": 86400}
+                    ],
+                }
+            ]
+        },
+    },
+    dialogs=(_CLAUDE_TRUST, _CLAUDE_PERMISSION),
+    blocked_markers=(r"Esc to cancel", r"Enter to confirm", "\u276f 1\\. ", *PROMPT_MARKERS),
+    busy_markers=("esc to interrupt",),
+    screen_skip=(
+        r"^[\s│|╭╮╰╯─┌┐└┘━]*$",  # borders of the input box
+        r"^[│|]?\s*>\s*[│|]?$",  # the empty prompt
+        r"\? for shortcuts",
+        r"^\s*⏵⏵",  # the mode line (accept edits on, bypass permissions on)
+        r"shift\+tab to cycle",
+        r"^\s*(?:Auto-update|Tip:)",
+    ),
+)
+
+PI = Profile(
+    name="pi",
+    command=(
+        "pi",
+        "--session",
+        "{session_dir}/pi-{session_uuid}.jsonl",
+        "--append-system-prompt",
+        "{contract_file}",
+        "{task}",
+    ),
+    resume=(
+        "pi",
+        "--session",
+        "{session_dir}/pi-{session_uuid}.jsonl",
+        "--append-system-prompt",
+        "{contract_file}",
+        "{task}",
+    ),
+    blocked_markers=PROMPT_MARKERS,
+    busy_markers=("working...", "esc to interrupt"),
+    screen_skip=(
+        r"^[\s─━│|]*$",  # rules around the editor
+        r"↑\s*\d|↓\s*\d|\$\d+\.\d+|\d+(?:\.\d+)?k?/\d+(?:\.\d+)?k",  # the token and cost counter
+        r"^\s*~?/\S*\s*(?:\(.*\))?\s*$",  # the working directory line
+        r"^\s*\S+\s+•\s+\S+",  # provider • model
+    ),
+)
+
+BUILT_IN: dict[str, Profile] = {p.name: p for p in (CLAUDE, PI)}
+GENERIC = Profile(name="generic", command=(), blocked_markers=PROMPT_MARKERS)
+OVERRIDABLE = ("command", "resume", "settings", "dialogs", "blocked_markers", "busy_markers", "screen_skip")
+
+
+def profile_of(
+    interactive: str | list[str], resume: str | list[str] | None, overrides: dict[str, dict[str, Any]]
+) -> Profile:
+    """The profile the config selects: a profile's name, or a plain command (a string split like a
+    shell would, without one, or an argv list) that keeps the traits of the agent it runs.
+    A config `resume` replaces the profile's."""
+    profiles = {
+        name: _overridden(BUILT_IN.get(name, GENERIC), name, parts) for name, parts in overrides.items()
+    }
+    for name, built_in in BUILT_IN.items():
+        profiles.setdefault(name, built_in)
+    if isinstance(interactive, str) and interactive in profiles:
+        chosen = profiles[interactive]
+    else:
+        argv = split_command(interactive, "interactive")
+        known = profiles.get(os.path.basename(argv[0]), GENERIC)
+        chosen = replace(known, command=tuple(argv), resume=None, settings=None)
+    if resume is not None:
+        chosen = replace(chosen, resume=tuple(split_command(resume, "resume")))
+    if not chosen.command:
+        raise ConfigError(f"profile {chosen.name!r} has no `command`")
+    return chosen
+
+
+def _overridden(base: Profile, name: str, parts: dict[str, Any]) -> Profile:
+    """`base` with the parts a config's `profiles.NAME` gives (already validated by the config)."""
+    values: dict[str, Any] = {"name": name}
+    for key, value in parts.items():
+        if key == "dialogs":
+            values[key] = tuple(
+                Dialog(d["name"], d["pattern"], d["question"], dict(d["keys"])) for d in value
+            )
+        elif key in ("command", "resume", "blocked_markers", "busy_markers", "screen_skip"):
+            values[key] = None if value is None else tuple(value)
+        else:
+            values[key] = value
+    return replace(base, **values)
+
+
+def split_command(command: str | list[str], key: str) -> list[str]:
+    """A configured command as an argv: a string is split like a shell would, without one."""
+    if isinstance(command, list):
+        return list(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"key {key!r}: {exc}") from None
+    if not argv:
+        raise ConfigError(f"key {key!r} is empty")
+    return argv
+
+
+def filled_settings(profile: Profile, looop: str, session: str) -> dict[str, Any] | None:
+    """The profile's settings file for one worker: every string with `{looop}` (the absolute
+    looop path), `{looop_shell}` (the same, quoted for a shell) and `{session}` filled in."""
+    if profile.settings is None:
+        return None
+    values = {"{looop}": looop, "{looop_shell}": shlex.quote(looop), "{session}": shlex.quote(session)}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            for placeholder, text in values.items():
+                value = value.replace(placeholder, text)
+            return value
+        if isinstance(value, list):
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    filled = fill(profile.settings)
+    assert isinstance(filled, dict)
+    return filled
+
+
+def shown_dialog(profile: Profile, screen: str) -> tuple[Dialog, str] | None:
+    """The first known dialog the screen shows, with what it concerns."""
+    for dialog in profile.dialogs:
+        concern = dialog.find(screen)
+        if concern is not None:
+            return dialog, concern
+    return None
+
+
+def shows_blocked(profile: Profile, screen: str) -> bool:
+    """Does the screen look like a dialog is waiting for a keypress (known or not)?"""
+    return any(re.search(marker, screen, re.MULTILINE) for marker in profile.blocked_markers)
