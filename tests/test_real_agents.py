@@ -1,0 +1,113 @@
+"""The real agent CLIs (Claude Code, pi) as looop workers, against a scripted model on 127.0.0.1.
+
+Each test's `up` (and so its workers, which inherit its environment) gets a HOME of its own,
+seeded so the agent shows no first-run dialog and talks to the test's model server, and the
+pinned CLI first on PATH (tests/agent_clis.py installs it from npm once, into a cache dir).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.agent_clis import agent_environment
+from tests.conftest import Looop, Up, ended, report
+from tests.model_server import Bash, ModelServer
+
+# Explicit argv configs that work with today's code (the built-in profiles will replace them).
+# Claude Code: `--allowedTools=Bash` (with `=`: the option is variadic) lets the contract's
+# `"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" ...` run; without it that command shows a permission
+# dialog ("Contains simple_expansion") even in acceptEdits mode.
+INTERACTIVE = {
+    "pi": ["pi", "--offline", "--append-system-prompt", "{contract_file}", "{task}"],
+    "claude": ["claude", "--allowedTools=Bash", "--append-system-prompt", "{contract}", "{task}"],
+}
+
+ASK = '"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Deploy to staging?" --options yes,no'
+COST = '"$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" 0.25 --unit usd --note "scripted tokens"'
+KILL = '"$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID"'
+
+
+def write_report(name: str) -> Callable[[str], str]:
+    """A step that writes the tool result it saw (the answer, its last line) into a report."""
+
+    def command(result: str) -> str:
+        lines = result.strip().splitlines()
+        seen = lines[-1] if lines else ""
+        return f'printf "answer=%s\\n" {shlex.quote(seen)} > "$LOOOP_DATA_DIR/reports/{name}"'
+
+    return command
+
+
+def real_fleet(
+    looop: Looop,
+    up: Up,
+    agent_cli: Callable[[str], Path],
+    server: ModelServer,
+    agent: str,
+    interactive: list[str] | str | None = None,
+    trusted: bool = True,
+    **config: Any,
+) -> Path:
+    """Start `up` with workers that run the real `agent` against `server` (its shared url); return
+    the directory the workers should run in (trusted by Claude Code unless `trusted` is false)."""
+    agent_cli(agent)
+    work = looop.data.parent / "work"
+    work.mkdir(exist_ok=True)
+    home = Path(looop.env["HOME"])
+    looop.env.update(agent_environment(agent, home, server.url(), [work] if trusted else []))
+    up.configure(interactive=interactive or INTERACTIVE[agent], idle_after="2s", kill_grace="2s", **config)
+    up.start()
+    return work
+
+
+def wait_ask(looop: Looop, timeout: float = 90) -> dict[str, Any]:
+    """The root agent's loop: `_ wait --json` until an ask is pending; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = orjson.loads(
+            looop.run("_", "wait", "--json", "--timeout", "30", code=None, timeout=60).stdout
+        )
+        if state["asks"]:
+            return dict(state["asks"][0])
+        assert time.monotonic() < deadline, f"no ask after {timeout}s: {state}"
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_report_and_ends_itself(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    script = model_server.script("w1", Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+
+    ask = wait_ask(looop)
+    assert (ask["id"], ask["worker"], ask["prompt"], ask["options"]) == (
+        "w1-1",
+        "w1",
+        "Deploy to staging?",
+        ["yes", "no"],
+    )
+    looop.run("_", "answer", ask["id"], "yes")
+
+    assert report(looop, "w1-result.md") == "answer=yes\n"
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"], final["end_reason"]) == ("killed", "w1", "ended itself")
+    assert final["cost"] == {"usd": 0.25} and final["pending_ask"] is None
+    results = script.results
+    assert len(results) >= 3, results
+    print(f"\n{agent}: {time.monotonic() - began:.1f}s; tool results: {results}")
+    # TODO(lead, issue 11 item 4): `_ ask` also prints "looop: ask w1-1 is waiting for an answer"
+    # on stderr and both agents merge stderr into the tool result; once it prints only the
+    # answer, replace this xfail with `assert results[0] == "yes\n"` (or the agent's rendering).
+    if results[0].strip() != "yes":
+        pytest.xfail(f"the {agent} tool result of `_ ask` is not only the answer: {results[0]!r}")
