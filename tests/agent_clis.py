@@ -101,6 +101,7 @@ def install(agent: AgentPackage, timeout: float = 600) -> Path:
                         "--no-audit",
                         "--no-fund",
                         "--loglevel=error",
+                        "--fetch-retries=1",  # an unreachable registry fails in about 30 s, not 70
                         agent.spec,
                     ],
                     stdin=subprocess.DEVNULL,
@@ -111,8 +112,14 @@ def install(agent: AgentPackage, timeout: float = 600) -> Path:
             except subprocess.TimeoutExpired:
                 raise Unavailable(f"npm install {agent.spec} took over {timeout:.0f}s") from None
             if done.returncode != 0:
-                last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
-                raise Unavailable(f"npm install {agent.spec} failed: {' / '.join(last)}")
+                lines = [
+                    line.removeprefix("npm error").strip()
+                    for line in (done.stderr + done.stdout).splitlines()
+                ]
+                said = [
+                    line for line in lines if line.startswith(("code ", "FetchError", "request to", "404"))
+                ]
+                raise Unavailable(f"npm install {agent.spec} failed: {'; '.join(said or lines[:2])}")
             if not (temp / "node_modules" / ".bin" / agent.command).exists():
                 raise Unavailable(f"npm install {agent.spec} did not install {agent.command}")
             os.chmod(temp, 0o755)

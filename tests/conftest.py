@@ -308,10 +308,32 @@ def up(looop: Looop) -> Iterator[Up]:
 UNAVAILABLE_AGENTS: dict[str, str] = {}  # agent -> why it could not be installed (said at the end)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install the agent CLIs once, before the first test that needs them and outside its timeout
+    (a first install takes about half a minute; later runs find them in the cache)."""
+    if session.config.option.collectonly or not any(
+        i.get_closest_marker("real_agent") for i in session.items
+    ):
+        return
+    from tests import agent_clis
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name, package in agent_clis.PACKAGES.items():
+        if agent_clis.installed(package):
+            continue
+        if reporter is not None:
+            reporter.write_line(f"installing {package.spec} into {package.directory} ...")
+        try:
+            agent_clis.install(package)
+        except agent_clis.Unavailable as exc:
+            UNAVAILABLE_AGENTS[name] = f"REAL AGENT CLI NOT TESTED: {exc}"
+
+
 @pytest.fixture(scope="session")
 def agent_cli() -> Callable[[str], Path]:
-    """`agent_cli("claude")`: the pinned CLI's executable, installed on first use; the test is
-    skipped, with the reason in the terminal summary, only when npm or its registry fails."""
+    """`agent_cli("claude")`: the pinned CLI's executable (installed by pytest_collection_finish, or
+    here on first use); the test is skipped, with the reason repeated in the terminal summary,
+    only when npm or its registry fails."""
     from tests import agent_clis
 
     def get(name: str) -> Path:

@@ -68,15 +68,15 @@ def real_fleet(
 
 
 def wait_ask(looop: Looop, timeout: float = 90) -> dict[str, Any]:
-    """The root agent's loop: `_ wait --json` until an ask is pending; return it."""
+    """The root agent's loop: the first pending ask, waiting with `_ wait --json` while there is
+    none (`_ wait` returns on a change since it last returned, so the state is read first)."""
     deadline = time.monotonic() + timeout
-    while True:
-        state = orjson.loads(
-            looop.run("_", "wait", "--json", "--timeout", "30", code=None, timeout=60).stdout
-        )
-        if state["asks"]:
-            return dict(state["asks"][0])
+    state = looop.state()
+    while not state["asks"]:
         assert time.monotonic() < deadline, f"no ask after {timeout}s: {state}"
+        waited = looop.run("_", "wait", "--json", "--timeout", "30", code=None, timeout=60)
+        state = orjson.loads(waited.stdout) if waited.returncode == 0 else looop.state()
+    return dict(state["asks"][0])
 
 
 @pytest.mark.real_agent
@@ -111,3 +111,37 @@ def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_repo
     # answer, replace this xfail with `assert results[0] == "yes\n"` (or the agent's rendering).
     if results[0].strip() != "yes":
         pytest.xfail(f"the {agent} tool result of `_ ask` is not only the answer: {results[0]!r}")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_two_real_agent_workers_of_one_fleet_each_follow_their_own_script_and_get_their_own_answer(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    scripts = {
+        name: model_server.script(
+            name,
+            Bash(f'"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Which color for {name}?"'),
+            Bash(write_report(f"{name}-color.md")),
+            Bash(KILL),
+        )
+        for name in ("red-team", "blue-team")
+    }
+    for name in scripts:
+        looop.run("_", "worker", "start", name, "--cwd", str(work), f"Pick a color, {name}.")
+
+    answered: set[str] = set()
+    while answered != set(scripts):
+        ask = wait_ask(looop)
+        assert ask["prompt"] == f"Which color for {ask['worker']}?"
+        looop.run("_", "answer", ask["id"], f"{ask['worker'].split('-')[0]}ish")
+        answered.add(ask["worker"])
+
+    for name, script in scripts.items():
+        assert report(looop, f"{name}-color.md") == f"answer={name.split('-')[0]}ish\n"
+        assert ended(looop, name)["end_reason"] == "ended itself"
+        assert len(script.results) >= 2 and script.results[0].strip().endswith(f"{name.split('-')[0]}ish")
+    print(f"\n{agent}: {time.monotonic() - began:.1f}s for two workers")
