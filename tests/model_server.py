@@ -149,6 +149,7 @@ class ModelServer:
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
         self.errors: list[str] = []
+        self.side_requests: list[dict[str, Any]] = []  # requests without tools (titles, checks)
         self._ids = itertools.count(1)
         server = self
 
@@ -243,6 +244,7 @@ class ModelServer:
         messages = body.get("messages") or []
         results = anthropic_results(messages)
         if not body.get("tools"):  # a side request (a title, a summary): no step of the script
+            self.side_requests.append(body)
             kind, payload = "text", "Scripted session"
         else:
             script.record(body, results)
@@ -332,6 +334,7 @@ class ModelServer:
             turn = sum(1 for m in messages if m.get("role") == "assistant")
             kind, payload = script.step(turn, results[-1][1] if results else "")
         else:
+            self.side_requests.append(body)
             kind, payload = "text", "Scripted session"
         chunk_id, model = self._id("chatcmpl"), str(body.get("model") or "scripted")
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from tests.agent_clis import agent_environment
-from tests.conftest import Looop, Up, ended, report
+from tests.conftest import LOOOP, Looop, Up, ended, report
 from tests.model_server import Bash, ModelServer
 
 # Explicit argv configs that work with today's code (the built-in profiles will replace them).
@@ -67,13 +67,21 @@ def real_fleet(
     return work
 
 
+def screens(looop: Looop) -> str:
+    """Every worker's screen, for a failure message (a dialog the agent stopped at shows here)."""
+    shown = [
+        f"--- {p.parent.name}:\n{p.read_text()}" for p in sorted(looop.data.glob("sessions/*/screen.txt"))
+    ]
+    return "\n".join(shown)
+
+
 def wait_ask(looop: Looop, timeout: float = 90) -> dict[str, Any]:
     """The root agent's loop: the first pending ask, waiting with `_ wait --json` while there is
     none (`_ wait` returns on a change since it last returned, so the state is read first)."""
     deadline = time.monotonic() + timeout
     state = looop.state()
     while not state["asks"]:
-        assert time.monotonic() < deadline, f"no ask after {timeout}s: {state}"
+        assert time.monotonic() < deadline, f"no ask after {timeout}s: {state}\n{screens(looop)}"
         waited = looop.run("_", "wait", "--json", "--timeout", "30", code=None, timeout=60)
         state = orjson.loads(waited.stdout) if waited.returncode == 0 else looop.state()
     return dict(state["asks"][0])
@@ -145,3 +153,39 @@ def test_two_real_agent_workers_of_one_fleet_each_follow_their_own_script_and_ge
         assert ended(looop, name)["end_reason"] == "ended itself"
         assert len(script.results) >= 2 and script.results[0].strip().endswith(f"{name.split('-')[0]}ish")
     print(f"\n{agent}: {time.monotonic() - began:.1f}s for two workers")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dialog(
+    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    """The shape a narrow Claude Code profile needs: an allow rule for the absolute looop path and
+    verbs spelled with it and the literal session id (with `"$LOOOP_BIN"` or `answer=$(...)` the
+    same rule does not match: Claude Code asks "Contains simple_expansion" / "... cannot be
+    statically analyzed")."""
+    began = time.monotonic()
+    interactive = [
+        "claude",
+        f"--allowedTools=Bash({LOOOP} _:*)",
+        "--append-system-prompt",
+        "{contract}",
+        "{task}",
+    ]
+    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive)
+    script = model_server.script(
+        "w1",
+        Bash(f'{LOOOP} _ ask w1 --prompt "Deploy to staging?" --options yes,no'),
+        Bash(f'{LOOOP} _ cost w1 0.5 --unit usd --note "scripted tokens"'),
+        Bash(f"{LOOOP} _ kill w1"),
+    )
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+
+    ask = wait_ask(looop)
+    assert (ask["worker"], ask["prompt"], ask["options"]) == ("w1", "Deploy to staging?", ["yes", "no"])
+    looop.run("_", "answer", ask["id"], "no")
+    script.wait_results(2)
+    final = ended(looop, "w1")
+    assert (final["end_reason"], final["cost"]) == ("ended itself", {"usd": 0.5})
+    assert script.results[0].splitlines()[-1] == "no" and script.results[1] == "w1: total 0.5 usd"
+    print(f"\nclaude, narrow rule: {time.monotonic() - began:.1f}s")
