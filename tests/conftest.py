@@ -311,3 +311,64 @@ def up(looop: Looop) -> Iterator[Up]:
     daemon = Up(looop)
     yield daemon
     daemon.close()
+
+
+# --- The real agent CLIs (tests marked `real_agent`): installed from npm once, into a cache dir
+
+UNAVAILABLE_AGENTS: dict[str, str] = {}  # agent -> why it could not be installed (said at the end)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install the agent CLIs once, before the first test that needs them and outside its timeout
+    (a first install takes about half a minute; later runs find them in the cache)."""
+    if session.config.option.collectonly or not any(
+        i.get_closest_marker("real_agent") for i in session.items
+    ):
+        return
+    from tests import agent_clis
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for name, package in agent_clis.PACKAGES.items():
+        if agent_clis.installed(package):
+            continue
+        if reporter is not None:
+            reporter.write_line(f"installing {package.spec} into {package.directory} ...")
+        try:
+            agent_clis.install(package)
+        except agent_clis.Unavailable as exc:
+            UNAVAILABLE_AGENTS[name] = f"REAL AGENT CLI NOT TESTED: {exc}"
+
+
+@pytest.fixture(scope="session")
+def agent_cli() -> Callable[[str], Path]:
+    """`agent_cli("claude")`: the pinned CLI's executable (installed by pytest_collection_finish, or
+    here on first use); the test is skipped, with the reason repeated in the terminal summary,
+    only when npm or its registry fails."""
+    from tests import agent_clis
+
+    def get(name: str) -> Path:
+        if name in UNAVAILABLE_AGENTS:
+            pytest.skip(UNAVAILABLE_AGENTS[name])
+        try:
+            return agent_clis.install(agent_clis.PACKAGES[name])
+        except agent_clis.Unavailable as exc:
+            UNAVAILABLE_AGENTS[name] = f"REAL AGENT CLI NOT TESTED: {exc}"
+            pytest.skip(UNAVAILABLE_AGENTS[name])
+
+    return get
+
+
+@pytest.fixture
+def model_server() -> Iterator[Any]:
+    """A scripted model server on 127.0.0.1 (tests/model_server.py), closed after the test."""
+    from tests.model_server import ModelServer
+
+    server = ModelServer().start()
+    yield server
+    server.close()
+    assert not server.errors, f"the model server saw bad requests: {server.errors}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for name, why in UNAVAILABLE_AGENTS.items():
+        terminalreporter.write_sep("!", f"{name}: {why}", red=True, bold=True)

@@ -1,0 +1,204 @@
+"""The real agent CLIs the suite drives: pinned npm packages installed once into a cache dir.
+
+`python3 -m tests.agent_clis` installs them all with the standard library alone (`.ci/run` does,
+so a failing npm shows early); the `agent_cli` fixture in conftest.py installs on first use and
+skips, loudly, only when npm or its registry cannot be reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentPackage:
+    """One agent CLI: its npm package, the pinned version, and the command it installs."""
+
+    name: str  # what the tests call it: "claude", "pi"
+    package: str
+    version: str
+    command: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}@{self.version}"
+
+    @property
+    def directory(self) -> Path:
+        return cache_dir() / f"{self.package.lstrip('@').replace('/', '+')}-{self.version}"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.directory / "node_modules" / ".bin"
+
+    @property
+    def executable(self) -> Path:
+        return self.bin_dir / self.command
+
+
+# Claude Code 2.1.197 is the newest that runs on node 20; pi 0.73.1 needs node >= 20.6.
+PACKAGES = {
+    "claude": AgentPackage("claude", "@anthropic-ai/claude-code", "2.1.197", "claude"),
+    "pi": AgentPackage("pi", "@mariozechner/pi-coding-agent", "0.73.1", "pi"),
+}
+
+
+class Unavailable(Exception):
+    """npm or its registry cannot be reached: the tests that need the CLI are skipped, loudly."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "looop-tests" / "agents"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive fcntl lock on `path` (released when the holder dies): one installer at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def installed(agent: AgentPackage) -> bool:
+    return agent.executable.exists()
+
+
+def install(agent: AgentPackage, timeout: float = 600) -> Path:
+    """The agent's executable, installed into the cache first if it is not there yet: into a temp
+    dir that is renamed into place once npm succeeded, so a half install is never used."""
+    if installed(agent):
+        return agent.executable
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable(f"npm is not on PATH: cannot install {agent.spec}")
+    with _locked(cache_dir() / ".lock"):
+        if installed(agent):
+            return agent.executable
+        temp = Path(tempfile.mkdtemp(prefix=f".{agent.name}-", dir=cache_dir()))
+        try:
+            try:
+                done = subprocess.run(
+                    [
+                        npm,
+                        "install",
+                        "--prefix",
+                        str(temp),
+                        "--no-audit",
+                        "--no-fund",
+                        "--loglevel=error",
+                        "--fetch-retries=1",  # an unreachable registry fails in about 30 s, not 70
+                        agent.spec,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise Unavailable(f"npm install {agent.spec} took over {timeout:.0f}s") from None
+            if done.returncode != 0:
+                lines = [
+                    line.removeprefix("npm error").strip()
+                    for line in (done.stderr + done.stdout).splitlines()
+                ]
+                said = [
+                    line for line in lines if line.startswith(("code ", "FetchError", "request to", "404"))
+                ]
+                raise Unavailable(f"npm install {agent.spec} failed: {'; '.join(said or lines[:2])}")
+            if not (temp / "node_modules" / ".bin" / agent.command).exists():
+                raise Unavailable(f"npm install {agent.spec} did not install {agent.command}")
+            os.chmod(temp, 0o755)
+            if agent.directory.exists():  # a leftover without the executable: replace it
+                shutil.rmtree(agent.directory)
+            os.rename(temp, agent.directory)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+    return agent.executable
+
+
+API_KEY = "sk-ant-api03-looop-tests-" + "x" * 60 + "-scriptedAA"  # any well-formed key: no real server
+
+
+def seed_home(agent: str, home: Path, base_url: str, trusted: Iterable[Path] = ()) -> dict[str, str]:
+    """Pre-seed the agent's config in `home` so no first-run dialog shows and it talks to the
+    scripted model at `base_url` (a ModelServer url); return the environment it needs besides
+    HOME. `trusted`: folders Claude Code shows no trust dialog for (pi has none)."""
+    home.mkdir(parents=True, exist_ok=True)
+    if agent == "claude":
+        config = {
+            "hasCompletedOnboarding": True,
+            "customApiKeyResponses": {"approved": [API_KEY[-20:]], "rejected": []},
+            "projects": {str(Path(d).resolve()): {"hasTrustDialogAccepted": True} for d in trusted},
+        }
+        (home / ".claude.json").write_text(json.dumps(config, indent=2))
+        return {
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_API_KEY": API_KEY,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+    if agent == "pi":
+        settings = home / ".pi" / "agent"
+        settings.mkdir(parents=True, exist_ok=True)
+        models = {
+            "providers": {
+                "scripted": {
+                    "baseUrl": base_url + "/v1",
+                    "api": "openai-completions",
+                    "apiKey": "scripted",
+                    "models": [{"id": "scripted-model"}],
+                }
+            }
+        }
+        (settings / "models.json").write_text(json.dumps(models, indent=2))
+        (settings / "settings.json").write_text(
+            json.dumps({"defaultProvider": "scripted", "defaultModel": "scripted-model"})
+        )
+        return {"PI_OFFLINE": "1"}
+    raise ValueError(f"no agent named {agent!r}: {sorted(PACKAGES)}")
+
+
+def agent_environment(
+    agent: str, home: Path, base_url: str, trusted: Iterable[Path] = (), path: str | None = None
+) -> dict[str, str]:
+    """What `looop up` needs in its environment so its workers run the real `agent` (workers
+    inherit `up`'s environment): HOME seeded by `seed_home`, the CLI's bin dir first on PATH."""
+    package = PACKAGES[agent]
+    env = seed_home(agent, home, base_url, trusted)
+    node = shutil.which("node")
+    dirs = [str(package.bin_dir)] + ([str(Path(node).parent)] if node else [])
+    env["PATH"] = os.pathsep.join([*dirs, path if path is not None else os.environ.get("PATH", "")])
+    env["HOME"] = str(home)
+    return env
+
+
+def main() -> int:
+    failed = 0
+    for agent in PACKAGES.values():
+        try:
+            path = install(agent)
+        except Unavailable as exc:
+            print(f"agent_clis: {exc}", file=sys.stderr)
+            failed = 1
+        else:
+            print(f"agent_clis: {agent.spec} at {path}")
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
