@@ -1,0 +1,123 @@
+"""The built-in profiles, exactly as documented (`"interactive": "claude"` or `"pi"` and nothing
+else), with the real CLIs against the scripted model: the contract's literal verbs, Claude Code's
+permission requests and folder-trust dialog as asks, and resume."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LOOOP, Looop, Up, ended, report, wait_for, worker
+from tests.model_server import Bash, ModelServer, Say
+from tests.test_real_agents import real_fleet, wait_ask
+
+pytestmark = [pytest.mark.real_agent, pytest.mark.timeout(150)]
+
+# the verbs as the contract spells them: looop's absolute path and the literal worker id
+ASK = f'{LOOOP} _ ask w1 --prompt "Deploy to staging?" --options yes,no'
+COST = f'{LOOOP} _ cost w1 0.25 --unit usd --note "scripted tokens"'
+KILL = f"{LOOOP} _ kill w1"
+
+
+def write_report(name: str) -> Callable[[str], str]:
+    """A step that writes the first line of the tool result it saw into reports/NAME."""
+
+    def command(result: str) -> str:
+        seen = (result.strip().splitlines() or [""])[0]
+        return f"printf 'answer=%s\\n' {shlex.quote(seen)} > \"$LOOOP_DATA_DIR/reports/{name}\""
+
+    return command
+
+
+def answer_next(looop: Looop, answer: str) -> dict[str, Any]:
+    ask = wait_ask(looop)
+    looop.run("_", "answer", ask["id"], answer)
+    return ask
+
+
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_itself(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
+    script = model_server.script("w1", Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+
+    ask = answer_next(looop, "yes")
+    assert (ask["worker"], ask["prompt"], ask["options"]) == ("w1", "Deploy to staging?", ["yes", "no"])
+    assert script.wait_results(1)[0].strip() == "yes"  # the answer and nothing else
+    if agent == "claude":  # writing outside its folder is asked about, through the hook
+        asked = answer_next(looop, "yes")
+        assert asked["prompt"].startswith("Claude Code asks permission to use Bash: printf")
+        assert asked["options"] == ["yes", "always", "no"] and "reports/w1-result.md" in asked["reference"]
+    assert report(looop, "w1-result.md") == "answer=yes\n"
+    final = ended(looop, "w1")
+    assert (final["state"], final["end_reason"], final["cost"]) == ("killed", "ended itself", {"usd": 0.25})
+    assert final["profile"] == agent and not looop.state()["asks"]
+    print(f"\n{agent} profile: {time.monotonic() - began:.1f}s")
+
+
+def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_and_it_carries_on(
+    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude")
+    target = work.parent / "outside" / "denied"
+    script = model_server.script("w1", Bash(f"mkdir -p {target.parent} && touch {target}"), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the file.")
+
+    ask = wait_ask(looop)
+    assert ask["reference"] == f"mkdir -p {target.parent} && touch {target}"
+    assert worker(looop, "w1")["state"] == "asking"
+    looop.run("_", "answer", ask["id"], "no")
+    assert "The root agent said no" in script.wait_results(1)[0]
+    assert ended(looop, "w1")["end_reason"] == "ended itself"  # it went on to its next step
+    assert not target.exists()
+    print(f"\nclaude denial: {time.monotonic() - began:.1f}s")
+
+
+def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
+    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude", trusted=False)
+    script = model_server.script("w1", Bash(ASK), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+
+    trust = wait_ask(looop)
+    assert "trust the files in this folder" in trust["prompt"] and trust["reference"] == str(work)
+    assert trust["options"] == ["yes", "no"]
+    looop.run("_", "answer", trust["id"], "yes")
+    ask = answer_next(looop, "no")  # now it runs its task
+    assert ask["prompt"] == "Deploy to staging?" and script.wait_results(1)[0].strip() == "no"
+    ended(looop, "w1")
+    assert "trust dialog: typed 'yes'" in looop.journal()
+    print(f"\nclaude trust: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_resume_continues_the_same_conversation(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
+    script = model_server.script("w1", Bash(ASK), Say("Waiting for the next step."), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+    answer_next(looop, "yes")
+    wait_for(lambda: len(script.requests) >= 2 and worker(looop, "w1")["state"] == "idle", 60, "turn over")
+    looop.run("_", "worker", "kill", "w1")
+    first = ended(looop, "w1")
+
+    looop.run("_", "worker", "resume", "w1", "Carry on.")
+    final = wait_for(lambda: (w := worker(looop, "w1"))["end_reason"] == "ended itself" and w, 60, "its end")
+    assert final["agent_session"] == first["agent_session"]
+    resumed = script.requests[-1]
+    conversation = str(resumed.get("messages"))
+    assert "Ship the release." in conversation and "Carry on." in conversation  # the old turns came back
+    print(f"\n{agent} resume: {time.monotonic() - began:.1f}s")
