@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from looop.errors import ConfigError
@@ -52,7 +52,6 @@ class Profile:
     blocked_markers: tuple[str, ...] = ()  # regexes: some dialog is up (one looop may not know)
     busy_markers: tuple[str, ...] = ("esc to interrupt",)  # lowercase text: working, though quiet
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
-    env: dict[str, str] = field(default_factory=dict)
 
 
 # what a terminal program that waits for one key tends to show
@@ -99,6 +98,9 @@ CLAUDE = Profile(
     ),
     settings={
         "permissions": {"allow": ["Bash({looop} _:*)"]},
+        # its Bash tool ends a command after 2 minutes by default: a blocking `_ ask` would be
+        # killed and re-run (one model turn each time) while the root agent decides
+        "env": {"BASH_DEFAULT_TIMEOUT_MS": "3600000", "BASH_MAX_TIMEOUT_MS": "86400000"},
         "hooks": {
             "PermissionRequest": [
                 {
