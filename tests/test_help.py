@@ -63,3 +63,18 @@ def test_every_verb_has_exact_help(looop: Looop, argv: list[str], expected: str)
     text = looop.run(*argv, "--help").stdout
     assert f"Usage: looop {' '.join(argv)}" in text
     assert expected in text
+
+
+def test_the_help_and_the_readme_show_the_built_in_profiles_as_they_are(looop: Looop) -> None:
+    from pathlib import Path
+
+    from looop.profiles import BUILT_IN
+
+    def flat(text: str) -> str:
+        return " ".join(text.replace("`", " ").split())
+
+    manual = flat(looop.run("--help").stdout)
+    readme = flat((Path(__file__).resolve().parent.parent / "README.md").read_text())
+    for profile in BUILT_IN.values():
+        command = " ".join(profile.command)
+        assert command in manual and command in readme, command
