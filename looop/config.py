@@ -123,13 +123,18 @@ def _patterns(value: object) -> list[str]:
     return list(value)
 
 
+_DIALOG_NEEDS = {"name", "pattern", "question", "keys"}
+
+
 def _dialogs(value: object) -> list[dict[str, Any]]:
-    shape = '[{"name": N, "pattern": REGEX, "question": TEXT, "keys": {ANSWER: KEYS}}]'
+    shape = '[{"name": N, "pattern": REGEX, "question": TEXT, "keys": {ANSWER: KEYS}, "hooked": BOOL}]'
     if not isinstance(value, list):
         raise ValueError(f"expected {shape}")
     for dialog in value:
-        if not isinstance(dialog, dict) or set(dialog) != {"name", "pattern", "question", "keys"}:
+        if not isinstance(dialog, dict) or not _DIALOG_NEEDS <= set(dialog) <= _DIALOG_NEEDS | {"hooked"}:
             raise ValueError(f"expected {shape}")
+        if not isinstance(dialog.get("hooked", False), bool):
+            raise ValueError("a dialog's hooked is true or false")
         if not all(isinstance(dialog[k], str) and dialog[k] for k in ("name", "pattern", "question")):
             raise ValueError("a dialog's name, pattern and question are non-empty strings")
         _patterns([dialog["pattern"]])

@@ -24,12 +24,15 @@ from looop.errors import ConfigError
 class Dialog:
     """A dialog the agent stops at, known by `pattern` on its screen. The ask asks `question`
     about what the group `concern` of the pattern captured (a command, a folder), with one
-    option per entry of `keys`: what is typed into the pty for that answer."""
+    option per entry of `keys`: what is typed into the pty for that answer. A `hooked` dialog
+    normally reaches looop through the agent's hook, which may still be filing its ask while the
+    dialog is drawn: the screen acts on it only once the agent has gone quiet (`idle_after`)."""
 
     name: str
     pattern: str
     question: str
     keys: dict[str, str]
+    hooked: bool = False
 
     def find(self, screen: str) -> str | None:
         """What this dialog concerns when the screen shows it ("" when it names nothing), else None."""
@@ -66,6 +69,7 @@ _CLAUDE_PERMISSION = Dialog(
     r"(?:Bash command\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?.*Do you want to proceed\?",
     "Claude Code asks permission to run this command. Allow it?",
     {"yes": "1", "always": "2", "no": "3"},
+    hooked=True,
 )
 _CLAUDE_TRUST = Dialog(
     "trust",
@@ -188,7 +192,8 @@ def _overridden(base: Profile, name: str, parts: dict[str, Any]) -> Profile:
     for key, value in parts.items():
         if key == "dialogs":
             values[key] = tuple(
-                Dialog(d["name"], d["pattern"], d["question"], dict(d["keys"])) for d in value
+                Dialog(d["name"], d["pattern"], d["question"], dict(d["keys"]), bool(d.get("hooked")))
+                for d in value
             )
         elif key in ("command", "resume", "blocked_markers", "busy_markers", "screen_skip"):
             values[key] = None if value is None else tuple(value)

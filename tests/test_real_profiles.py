@@ -60,6 +60,7 @@ def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_i
     final = ended(looop, "w1")
     assert (final["state"], final["end_reason"], final["cost"]) == ("killed", "ended itself", {"usd": 0.25})
     assert final["profile"] == agent and not looop.state()["asks"]
+    assert "permission dialog: asked" not in looop.journal()  # the hook asked; the screen did not
     print(f"\n{agent} profile: {time.monotonic() - began:.1f}s")
 
 

@@ -216,6 +216,7 @@ class SessionActor(SupervisedActor):
             self._active = message.active
             self._record["last_output"] = message.last_output
             self._stalled = False
+            self._check_dialog()
             self._update_live_state()
         elif isinstance(message, _Tick):
             self._check_stall()
@@ -276,6 +277,8 @@ class SessionActor(SupervisedActor):
             return
         if self._record["pending_ask"]:
             return  # the agent's own hook asks about it already (`_ dialog`)
+        if dialog.hooked and self._active is not False:
+            return  # its hook may be filing the ask right now: look again once it is quiet
         self._dialog = (dialog.name, concern)
         try:
             ask = open_ask(
