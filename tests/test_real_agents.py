@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment
+from tests.agent_clis import agent_environment, without_agent_settings
 from tests.conftest import LOOOP, Looop, Up, ended, report
 from tests.model_server import Bash, ModelServer
 
@@ -61,6 +61,7 @@ def real_fleet(
     work = looop.data.parent / "work"
     work.mkdir(exist_ok=True)
     home = Path(looop.env["HOME"])
+    looop.env = without_agent_settings(looop.env)
     looop.env.update(agent_environment(agent, home, server.url(), [work] if trusted else []))
     up.configure(interactive=interactive or INTERACTIVE[agent], idle_after="2s", kill_grace="2s", **config)
     up.start()
