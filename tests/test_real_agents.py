@@ -112,6 +112,10 @@ def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_repo
     final = ended(looop, "w1")
     assert (final["state"], final["killed_by"], final["end_reason"]) == ("killed", "w1", "ended itself")
     assert final["cost"] == {"usd": 0.25} and final["pending_ask"] is None
+    # the contract arrived as the system prompt, the task alone as the first user message
+    assert "# looop worker contract" in script.system_prompt() and "`w1`" in script.system_prompt()
+    [first] = script.user_messages()
+    assert first.endswith("Ship the release.") and "worker contract" not in first
     results = script.results
     assert len(results) >= 3, results
     print(f"\n{agent}: {time.monotonic() - began:.1f}s; tool results: {results}")
