@@ -7,7 +7,9 @@ pinned CLI first on PATH (tests/agent_clis.py installs it from npm once, into a 
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ import orjson
 import pytest
 
 from tests.agent_clis import agent_environment, without_agent_settings
-from tests.conftest import LOOOP, Looop, Up, ended, report
+from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, report, unique_marker
 from tests.model_server import Bash, ModelServer
 
 # Explicit argv configs that work with today's code (the built-in profiles will replace them).
@@ -194,3 +196,40 @@ def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dia
     assert (final["end_reason"], final["cost"]) == ("ended itself", {"usd": 0.5})
     assert script.results[0].splitlines()[-1] == "no" and script.results[1] == "w1: total 0.5 usd"
     print(f"\nclaude, narrow rule: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["worker kill", "down"])
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_tool_command_a_real_agent_detached_is_gone_once_its_worker_is_ended(
+    agent: str, how: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    marker = unique_marker("detached")
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    model_server.script(
+        "w1",
+        Bash(f"setsid bash -c 'exec -a {marker} sleep 1234' </dev/null >/dev/null 2>&1 & echo started"),
+        Bash(ASK),  # holds the worker in its ask while the test ends it
+    )
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Start a helper, then ask.")
+    wait_ask(looop)
+    assert pids_with(marker), "the detached command is running"
+    try:
+        if how == "down":
+            looop.run("down", timeout=90)
+        else:
+            looop.run("_", "worker", "kill", "w1", "--reason", "test")
+        assert not ended(looop, "w1")["alive"]
+        deadline = time.monotonic() + 5  # past kill_grace (2 s): what is ended is gone by then
+        while pids_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print(f"\n{agent}, {how}: {time.monotonic() - began:.1f}s; left running: {processes_with(marker)}")
+        if pids_with(marker):
+            # TODO(lead, issue 11 item 3): drop this xfail once ending a worker ends every process
+            # it started, also those that left its process group or session.
+            pytest.xfail(f"{agent}'s detached tool command outlived `{how}`: {processes_with(marker)}")
+    finally:
+        for pid in pids_with(marker):
+            os.kill(pid, signal.SIGKILL)
