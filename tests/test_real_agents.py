@@ -233,3 +233,53 @@ def test_a_tool_command_a_real_agent_detached_is_gone_once_its_worker_is_ended(
     finally:
         for pid in pids_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def resumable(agent: str, sessions: Path) -> dict[str, list[str]]:
+    """`interactive` and `resume` commands that fix the agent's session id (explicit argv until the
+    profiles carry them): Claude Code `--session-id` / `--resume`; pi a session file path (a bare
+    UUID fails: "No session found matching")."""
+    if agent == "claude":
+        tail = ["--append-system-prompt", "{contract}", "{task}"]
+        return {
+            "interactive": ["claude", "--allowedTools=Bash", "--session-id", "{session_uuid}", *tail],
+            "resume": ["claude", "--allowedTools=Bash", "--resume", "{session_uuid}", *tail],
+        }
+    pi = ["pi", "--offline", "--session", f"{sessions}/{{session_uuid}}.jsonl"]
+    pi += ["--append-system-prompt", "{contract_file}", "{task}"]
+    return {"interactive": pi, "resume": pi}
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_resumed_real_agent_worker_continues_its_conversation_where_it_was_killed(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    sessions = looop.data.parent / "agent-sessions"
+    sessions.mkdir()
+    start, resume = resumable(agent, sessions).values()
+    work = real_fleet(looop, up, agent_cli, model_server, agent, start, resume=resume)
+    script = model_server.script(
+        "w1",
+        Bash("echo one"),
+        Bash('"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "First question?"'),
+        # the script's step is the number of assistant turns in the conversation: only an agent
+        # that got its old conversation back asks the second question
+        Bash('"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Second question?"'),
+        Bash(KILL),
+    )
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ask twice.")
+    assert wait_ask(looop)["prompt"] == "First question?"
+    looop.run("_", "worker", "kill", "w1", "--reason", "interrupted by the test")
+    assert ended(looop, "w1")["state"] == "killed"
+
+    looop.run("_", "worker", "resume", "w1")
+    ask = wait_ask(looop)
+    assert ask["prompt"] == "Second question?", f"the resumed agent started over: {ask}"
+    looop.run("_", "answer", ask["id"], "go on")
+    assert ended(looop, "w1")["end_reason"] == "ended itself"
+    resumed = script.requests[-1]["messages"]
+    assert "You were interrupted" in orjson.dumps(resumed).decode() and script.results[0].strip() == "one"
+    print(f"\n{agent}, resume: {time.monotonic() - began:.1f}s")
