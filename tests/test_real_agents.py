@@ -283,3 +283,23 @@ def test_a_resumed_real_agent_worker_continues_its_conversation_where_it_was_kil
     resumed = script.requests[-1]["messages"]
     assert "You were interrupted" in orjson.dumps(resumed).decode() and script.results[0].strip() == "one"
     print(f"\n{agent}, resume: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_real_agent_worker_that_ends_itself_makes_no_move_after_its_kill_returns(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    after = work / "after-kill"
+    script = model_server.script("w1", Bash("echo working"), Bash(KILL), Bash(f"touch {after}"))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Work, then end yourself.")
+    assert ended(looop, "w1")["end_reason"] == "ended itself"
+    print(f"\n{agent}: {time.monotonic() - began:.1f}s; tool results {script.results}; {after.exists()=}")
+    assert script.results[0].strip() == "working"
+    # TODO(lead, issue 11 item 3): `_ kill` should return only once the agent is stopped, so the
+    # model never gets its result (and never runs the next step); drop this xfail then.
+    if len(script.results) > 1 or after.exists():
+        pytest.xfail(f"{agent} went on after `_ kill` returned: results {script.results}, {after.exists()=}")
