@@ -173,6 +173,15 @@ def seed_home(agent: str, home: Path, base_url: str, trusted: Iterable[Path] = (
     raise ValueError(f"no agent named {agent!r}: {sorted(PACKAGES)}")
 
 
+# Variables of the tester's own agent setup that would point the CLI elsewhere (CLAUDE_CONFIG_DIR,
+# ANTHROPIC_AUTH_TOKEN, a Bedrock switch, PI_CODING_AGENT_DIR, ...): dropped from `up`'s environment.
+FOREIGN_PREFIXES = ("ANTHROPIC_", "CLAUDE", "PI_", "OPENAI_")
+
+
+def without_agent_settings(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith(FOREIGN_PREFIXES)}
+
+
 def agent_environment(
     agent: str, home: Path, base_url: str, trusted: Iterable[Path] = (), path: str | None = None
 ) -> dict[str, str]:

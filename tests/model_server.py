@@ -11,8 +11,9 @@ Each agent gets a script of its own, reached under its own path prefix (`/s/NAME
 Workers of one `looop up` share its environment, so they can share `url()` instead: a request
 there goes to the script named after the worker session its prompt names (the contract's
 "You are worker session `w1`"), else to the script named `default`.
-A script is a list of steps, `Bash(command)` (a tool call) and `Say(text)` (a final answer); a
-step's argument is a string or a callable given the text of the tool result the model saw last.
+A script is a list of steps, `Bash(command)` (a call of the agent's shell tool), `Tool(name,
+input)` (any other tool) and `Say(text)` (a final answer); a step's argument is a string (a dict)
+or a callable given the text of the tool result the model saw last.
 Which step answers a request is the number of assistant turns already in the conversation it
 sends, so a retried request gets the same step again and a side request (Claude Code's title,
 sent without `tools`) gets plain text and moves nothing. Past the end of its script the model
@@ -51,7 +52,16 @@ class Say:
     text: Text
 
 
-Step = Bash | Say
+@dataclass(frozen=True)
+class Tool:
+    """The model calls another tool by its name in that agent (Claude Code `Write`, `Edit`, `Read`;
+    pi `write`, `edit`, `read`) with this input (or a callable given the last tool result)."""
+
+    name: str
+    input: dict[str, Any] | Callable[[str], dict[str, Any]]
+
+
+Step = Bash | Say | Tool
 
 
 def _resolve(value: Text, last_result: str) -> str:
@@ -92,14 +102,30 @@ class Script:
                 )
             return list(self.results)
 
-    def step(self, turn: int, last_result: str) -> tuple[str, str]:
-        """("tool", command) or ("text", text) for the model's `turn`-th reply."""
+    def step(self, turn: int, last_result: str) -> tuple[str | None, Any]:
+        """The model's `turn`-th reply: (None, text) for a final answer, else (tool name, its
+        input), where the name "" is the agent's shell tool (`Bash` / `bash`)."""
         if turn >= len(self.steps):
-            return "text", SCRIPT_DONE
+            return None, SCRIPT_DONE
         step = self.steps[turn]
         if isinstance(step, Bash):
-            return "tool", _resolve(step.command, last_result)
-        return "text", _resolve(step.text, last_result)
+            return "", {"command": _resolve(step.command, last_result)}
+        if isinstance(step, Tool):
+            return step.name, step.input if isinstance(step.input, dict) else step.input(last_result)
+        return None, _resolve(step.text, last_result)
+
+    def system_prompt(self, request: int = 0) -> str:
+        """The system prompt of the `request`-th request (both APIs)."""
+        body = self.requests[request]
+        if "system" in body:
+            return _text_of(body["system"])
+        system = [m for m in body.get("messages") or [] if m.get("role") in ("system", "developer")]
+        return "".join(_text_of(m.get("content")) for m in system)
+
+    def user_messages(self, request: int = 0) -> list[str]:
+        """The text of the user messages of the `request`-th request (tool results left out)."""
+        messages = self.requests[request].get("messages") or []
+        return [t for m in messages if m.get("role") == "user" and (t := _text_of(m.get("content")))]
 
 
 def _text_of(content: Any) -> str:
@@ -112,7 +138,7 @@ def _text_of(content: Any) -> str:
             if isinstance(block, dict):
                 if block.get("type") == "text":
                     parts.append(str(block.get("text", "")))
-                elif "content" in block:
+                elif "content" in block and block.get("type") != "tool_result":
                     parts.append(_text_of(block["content"]))
         return "".join(parts)
     return ""
@@ -245,11 +271,11 @@ class ModelServer:
         results = anthropic_results(messages)
         if not body.get("tools"):  # a side request (a title, a summary): no step of the script
             self.side_requests.append(body)
-            kind, payload = "text", "Scripted session"
+            tool, payload = None, "Scripted session"
         else:
             script.record(body, results)
             turn = sum(1 for m in messages if m.get("role") == "assistant")
-            kind, payload = script.step(turn, results[-1][1] if results else "")
+            tool, payload = script.step(turn, results[-1][1] if results else "")
         message_id = self._id("msg")
         usage = {
             "input_tokens": 100,
@@ -257,12 +283,11 @@ class ModelServer:
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
         }
-        if kind == "tool":
-            block: dict[str, Any] = {"type": "tool_use", "id": self._id("toolu"), "name": "Bash", "input": {}}
-            delta: dict[str, Any] = {
-                "type": "input_json_delta",
-                "partial_json": orjson.dumps({"command": payload}).decode(),
-            }
+        if tool is not None:
+            block: dict[str, Any] = {"type": "tool_use", "id": self._id("toolu"), "name": tool or "Bash"}
+            block["input"] = {}
+            delta: dict[str, Any] = {"type": "input_json_delta"}
+            delta["partial_json"] = orjson.dumps(payload).decode()
             stop = "tool_use"
         else:
             block = {"type": "text", "text": ""}
@@ -270,25 +295,10 @@ class ModelServer:
             stop = "end_turn"
         model = str(body.get("model") or "claude-sonnet-4-5")
         if not body.get("stream"):
-            content = dict(block)
-            if kind == "tool":
-                content["input"] = {"command": payload}
-            else:
-                content["text"] = payload
-            reply_json(
-                request,
-                200,
-                {
-                    "id": message_id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [content],
-                    "stop_reason": stop,
-                    "stop_sequence": None,
-                    "usage": usage,
-                },
-            )
+            content = dict(block, input=payload) if tool is not None else dict(block, text=payload)
+            reply: dict[str, Any] = {"id": message_id, "type": "message", "role": "assistant", "model": model}
+            reply.update(content=[content], stop_reason=stop, stop_sequence=None, usage=usage)
+            reply_json(request, 200, reply)
             return
         events: list[tuple[str, dict[str, Any]]] = [
             (
@@ -332,10 +342,10 @@ class ModelServer:
         if body.get("tools"):
             script.record(body, results)
             turn = sum(1 for m in messages if m.get("role") == "assistant")
-            kind, payload = script.step(turn, results[-1][1] if results else "")
+            tool, payload = script.step(turn, results[-1][1] if results else "")
         else:
             self.side_requests.append(body)
-            kind, payload = "text", "Scripted session"
+            tool, payload = None, "Scripted session"
         chunk_id, model = self._id("chatcmpl"), str(body.get("model") or "scripted")
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -350,12 +360,12 @@ class ModelServer:
             return f"data: {orjson.dumps(value).decode()}\n\n"
 
         usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
-        if kind == "tool":
+        if tool is not None:
             call = {
                 "index": 0,
                 "id": self._id("call"),
                 "type": "function",
-                "function": {"name": "bash", "arguments": orjson.dumps({"command": payload}).decode()},
+                "function": {"name": tool or "bash", "arguments": orjson.dumps(payload).decode()},
             }
             lines = [
                 chunk({"role": "assistant", "content": None}),

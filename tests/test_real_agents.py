@@ -7,7 +7,9 @@ pinned CLI first on PATH (tests/agent_clis.py installs it from npm once, into a 
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +18,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment
-from tests.conftest import LOOOP, Looop, Up, ended, report
+from tests.agent_clis import agent_environment, without_agent_settings
+from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, report, unique_marker
 from tests.model_server import Bash, ModelServer
 
 # Explicit argv configs that work with today's code (the built-in profiles will replace them).
@@ -61,6 +63,7 @@ def real_fleet(
     work = looop.data.parent / "work"
     work.mkdir(exist_ok=True)
     home = Path(looop.env["HOME"])
+    looop.env = without_agent_settings(looop.env)
     looop.env.update(agent_environment(agent, home, server.url(), [work] if trusted else []))
     up.configure(interactive=interactive or INTERACTIVE[agent], idle_after="2s", kill_grace="2s", **config)
     up.start()
@@ -111,6 +114,10 @@ def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_repo
     final = ended(looop, "w1")
     assert (final["state"], final["killed_by"], final["end_reason"]) == ("killed", "w1", "ended itself")
     assert final["cost"] == {"usd": 0.25} and final["pending_ask"] is None
+    # the contract arrived as the system prompt, the task alone as the first user message
+    assert "# looop worker contract" in script.system_prompt() and "`w1`" in script.system_prompt()
+    [first] = script.user_messages()
+    assert first.endswith("Ship the release.") and "worker contract" not in first
     results = script.results
     assert len(results) >= 3, results
     print(f"\n{agent}: {time.monotonic() - began:.1f}s; tool results: {results}")
@@ -189,3 +196,110 @@ def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dia
     assert (final["end_reason"], final["cost"]) == ("ended itself", {"usd": 0.5})
     assert script.results[0].splitlines()[-1] == "no" and script.results[1] == "w1: total 0.5 usd"
     print(f"\nclaude, narrow rule: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["worker kill", "down"])
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_tool_command_a_real_agent_detached_is_gone_once_its_worker_is_ended(
+    agent: str, how: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    marker = unique_marker("detached")
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    model_server.script(
+        "w1",
+        Bash(f"setsid bash -c 'exec -a {marker} sleep 1234' </dev/null >/dev/null 2>&1 & echo started"),
+        Bash(ASK),  # holds the worker in its ask while the test ends it
+    )
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Start a helper, then ask.")
+    wait_ask(looop)
+    assert pids_with(marker), "the detached command is running"
+    try:
+        if how == "down":
+            looop.run("down", timeout=90)
+        else:
+            looop.run("_", "worker", "kill", "w1", "--reason", "test")
+        assert not ended(looop, "w1")["alive"]
+        deadline = time.monotonic() + 5  # past kill_grace (2 s): what is ended is gone by then
+        while pids_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print(f"\n{agent}, {how}: {time.monotonic() - began:.1f}s; left running: {processes_with(marker)}")
+        if pids_with(marker):
+            # TODO(lead, issue 11 item 3): drop this xfail once ending a worker ends every process
+            # it started, also those that left its process group or session.
+            pytest.xfail(f"{agent}'s detached tool command outlived `{how}`: {processes_with(marker)}")
+    finally:
+        for pid in pids_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def resumable(agent: str, sessions: Path) -> dict[str, list[str]]:
+    """`interactive` and `resume` commands that fix the agent's session id (explicit argv until the
+    profiles carry them): Claude Code `--session-id` / `--resume`; pi a session file path (a bare
+    UUID fails: "No session found matching")."""
+    if agent == "claude":
+        tail = ["--append-system-prompt", "{contract}", "{task}"]
+        return {
+            "interactive": ["claude", "--allowedTools=Bash", "--session-id", "{session_uuid}", *tail],
+            "resume": ["claude", "--allowedTools=Bash", "--resume", "{session_uuid}", *tail],
+        }
+    pi = ["pi", "--offline", "--session", f"{sessions}/{{session_uuid}}.jsonl"]
+    pi += ["--append-system-prompt", "{contract_file}", "{task}"]
+    return {"interactive": pi, "resume": pi}
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_resumed_real_agent_worker_continues_its_conversation_where_it_was_killed(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    sessions = looop.data.parent / "agent-sessions"
+    sessions.mkdir()
+    start, resume = resumable(agent, sessions).values()
+    work = real_fleet(looop, up, agent_cli, model_server, agent, start, resume=resume)
+    script = model_server.script(
+        "w1",
+        Bash("echo one"),
+        Bash('"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "First question?"'),
+        # the script's step is the number of assistant turns in the conversation: only an agent
+        # that got its old conversation back asks the second question
+        Bash('"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Second question?"'),
+        Bash(KILL),
+    )
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ask twice.")
+    assert wait_ask(looop)["prompt"] == "First question?"
+    looop.run("_", "worker", "kill", "w1", "--reason", "interrupted by the test")
+    assert ended(looop, "w1")["state"] == "killed"
+
+    looop.run("_", "worker", "resume", "w1")
+    ask = wait_ask(looop)
+    assert ask["prompt"] == "Second question?", f"the resumed agent started over: {ask}"
+    looop.run("_", "answer", ask["id"], "go on")
+    assert ended(looop, "w1")["end_reason"] == "ended itself"
+    resumed = script.requests[-1]["messages"]
+    assert "You were interrupted" in orjson.dumps(resumed).decode() and script.results[0].strip() == "one"
+    print(f"\n{agent}, resume: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", ["pi", "claude"])
+def test_a_real_agent_worker_that_ends_itself_makes_no_move_after_its_kill_returns(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    after = work / "after-kill"
+    script = model_server.script("w1", Bash("echo working"), Bash(KILL), Bash(f"touch {after}"))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Work, then end yourself.")
+    assert ended(looop, "w1")["end_reason"] == "ended itself"
+    print(f"\n{agent}: {time.monotonic() - began:.1f}s; tool results {script.results}; {after.exists()=}")
+    assert script.results[0].strip() == "working"
+    # TODO(lead, issue 11 item 3): `_ kill` should return only once the agent is stopped, so the
+    # model never gets its result (and never runs the next step); drop this xfail then.
+    if len(script.results) > 1 or after.exists():
+        pytest.xfail(f"{agent} went on after `_ kill` returned: results {script.results}, {after.exists()=}")
