@@ -1,6 +1,6 @@
 """The built-in profiles, exactly as documented (`"interactive": "claude"` or `"pi"` and nothing
-else), with the real CLIs against the scripted model: the contract's literal verbs, Claude Code's
-permission requests and folder-trust dialog as asks, and resume."""
+else), with the real CLIs against the scripted model: the contract's literal verbs, and Claude
+Code's permission requests and folder-trust dialog as asks. (Resume and ending: test_real_agents.)"""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LOOOP, Looop, Up, ended, report, wait_for, worker
-from tests.model_server import Bash, ModelServer, Say
+from tests.conftest import LOOOP, Looop, Up, ended, report, worker
+from tests.model_server import Bash, ModelServer
 from tests.test_real_agents import real_fleet, wait_ask
 
 pytestmark = [pytest.mark.real_agent, pytest.mark.timeout(150)]
@@ -46,7 +46,9 @@ def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_i
 ) -> None:
     began = time.monotonic()
     work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
-    script = model_server.script("w1", Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL))
+    after = work / "after-kill"  # a step past `_ kill`: the agent must not get to run it
+    steps = (Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL), Bash(f"touch {after}"))
+    script = model_server.script("w1", *steps)
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
 
     ask = answer_next(looop, "yes")
@@ -61,6 +63,7 @@ def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_i
     assert (final["state"], final["end_reason"], final["cost"]) == ("killed", "ended itself", {"usd": 0.25})
     assert final["profile"] == agent and not looop.state()["asks"]
     assert "permission dialog: asked" not in looop.journal()  # the hook asked; the screen did not
+    assert len(script.results) == 3 and not after.exists()  # nothing after `_ kill` returned
     print(f"\n{agent} profile: {time.monotonic() - began:.1f}s")
 
 
@@ -100,25 +103,3 @@ def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
     ended(looop, "w1")
     assert "trust dialog: typed 'yes'" in looop.journal()
     print(f"\nclaude trust: {time.monotonic() - began:.1f}s")
-
-
-@pytest.mark.parametrize("agent", ["pi", "claude"])
-def test_resume_continues_the_same_conversation(
-    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
-) -> None:
-    began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
-    script = model_server.script("w1", Bash(ASK), Say("Waiting for the next step."), Bash(KILL))
-    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
-    answer_next(looop, "yes")
-    wait_for(lambda: len(script.requests) >= 2 and worker(looop, "w1")["state"] == "idle", 60, "turn over")
-    looop.run("_", "worker", "kill", "w1")
-    first = ended(looop, "w1")
-
-    looop.run("_", "worker", "resume", "w1", "Carry on.")
-    final = wait_for(lambda: (w := worker(looop, "w1"))["end_reason"] == "ended itself" and w, 60, "its end")
-    assert final["agent_session"] == first["agent_session"]
-    resumed = script.requests[-1]
-    conversation = str(resumed.get("messages"))
-    assert "Ship the release." in conversation and "Carry on." in conversation  # the old turns came back
-    print(f"\n{agent} resume: {time.monotonic() - began:.1f}s")
