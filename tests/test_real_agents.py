@@ -121,7 +121,8 @@ def test_a_tool_command_a_real_agent_detached_is_gone_once_its_worker_is_ended(
         Bash(ask("w1", "Deploy to staging?")),  # holds the worker in its ask while the test ends it
     )
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Start a helper, then ask.")
-    wait_ask(looop)
+    while (asked := wait_ask(looop))["prompt"] != "Deploy to staging?":
+        looop.run("_", "answer", asked["id"], "yes")  # Claude Code asks permission for the command
     assert pids_with(marker), "the detached command is running"
     try:
         if how == "down":
