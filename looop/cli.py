@@ -348,7 +348,8 @@ def ask_command(
     # inside a worker, the ask belongs to this run of it: only this run re-attaches to it
     run = os.environ.get("LOOOP_RUN_ID") if os.environ.get("LOOOP_SESSION_ID") == session else None
     ask = open_ask(dd, session, question, reference, choices, deadline, default, run or None)
-    click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
+    if sys.stderr.isatty():  # an agent reads stdout and stderr as one: it must see the answer alone
+        click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
     # only an explicit --timeout or --default ends the wait; the configured deadline only escalates
     waits_for_deadline = timeout is not None or default is not None
     remaining = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import signal
+import subprocess
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pytest
@@ -116,16 +118,46 @@ def test_asking_again_within_a_run_re_attaches_but_an_ask_from_outside_the_run_d
     args = ("_", "ask", "w1", "--prompt", "Deploy to prod?", "--options", "yes,no")
     by_hand = looop.popen(*args)  # a human trying `_ ask` outside any run of w1
     wait_for(lambda: [a["id"] for a in pending(looop)] == ["w1-1", "w1-2"], what="a second ask")
-    again = looop.popen(*args, LOOOP_SESSION_ID="w1", LOOOP_RUN_ID=run)  # the run's tool, re-run
-    assert again.stderr is not None
-    assert again.stderr.readline() == "looop: ask w1-1 is waiting for an answer\n"
+    # the run's tool, re-run; its stderr a terminal, where the status line shows which ask it took
+    again, terminal = popen_on_terminal(looop, *args, LOOOP_SESSION_ID="w1", LOOOP_RUN_ID=run)
+    assert terminal.readline() == b"looop: ask w1-1 is waiting for an answer\r\n"
     looop.run("_", "answer", "w1-1", "yes")
     out, err = again.communicate(timeout=30)
     assert (again.returncode, out) == (0, "yes\n"), err
+    terminal.close()
     assert report(looop, "w1.md") == "yes\n"
     assert [a["id"] for a in pending(looop)] == ["w1-2"]
     looop.run("_", "answer", "w1-2", "no")
     assert by_hand.communicate(timeout=30)[0] == "no\n"
+
+
+def popen_on_terminal(looop: Looop, *args: str, **env: str) -> tuple[subprocess.Popen[str], BinaryIO]:
+    """`looop ARGS` in the background with its stderr on a pseudo-terminal (stdout a pipe);
+    returns the process and the terminal's other end, to read what it printed there."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [looop.program, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+        env={**looop.env, **env},
+    )
+    os.close(terminal)
+    looop.started.append(process)
+    return process, os.fdopen(controller, "rb", buffering=0)
+
+
+def test_an_answered_ask_prints_only_the_answer_when_stderr_is_not_a_terminal(looop: Looop) -> None:
+    """Agents merge a tool's stderr into its result: the model must see the answer alone."""
+    asker = looop.popen("_", "ask", "w1", "--prompt", "Deploy?")
+    wait_for(lambda: pending(looop), what="the ask")
+    looop.run("_", "answer", "w1-1", "yes")
+    assert asker.communicate(timeout=30) == ("yes\n", "")
+    assert asker.returncode == 0
+    defaulted = looop.popen("_", "ask", "w1", "--prompt", "Again?", "--timeout", "1", "--default", "no")
+    assert defaulted.communicate(timeout=30) == ("no\n", "")
+    assert "w1-1 · Deploy?" in looop.journal()  # the status line's news is in the journal
 
 
 def test_a_waiting_asker_whose_answer_is_voided_exits_8(looop: Looop) -> None:
