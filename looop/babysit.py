@@ -203,6 +203,10 @@ class PtySession:
 
         def exec_agent() -> None:  # in the forked child only
             os.chdir(cwd)
+            # an ignored signal stays ignored across exec: `up` ignores SIGHUP (and Python
+            # SIGPIPE, SIGXFSZ); the agent must die of its pty's hang-up, as in a terminal
+            for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
             os.execve(path, argv, env)
 
         try:
@@ -235,15 +239,16 @@ class PtySession:
     def pump(self, on_activity: ActivitySink, on_tick: Callable[[], None] | None = None) -> Exit:
         """Drain the pty until the agent's leader has exited; return how it ended.
 
-        Runs in the one thread that owns the pty. Output after the leader's exit that its
-        children still print is drained as long as they keep printing. `on_tick` is called
-        every `CHECK_EVERY` seconds.
+        Runs in the one thread that owns the pty. Output that the leader's children still print
+        after its exit is drained for at most `CHECK_EVERY` seconds more (the end of the worker
+        ends them). `on_tick` is called every `CHECK_EVERY` seconds.
         """
         child = self.child
         assert child is not None, "spawn() first"
         active = False
         quiet_since = time.monotonic()
         next_check = quiet_since + CHECK_EVERY
+        gone_at: float | None = None
         while True:
             try:
                 data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
@@ -261,9 +266,14 @@ class PtySession:
                     on_activity(True, self.last_output)
                 quiet_since = now
             self.screen.render(now)
-            if on_tick is not None and now >= next_check:
+            if now >= next_check:
                 next_check = now + CHECK_EVERY
-                on_tick()
+                if on_tick is not None:
+                    on_tick()
+                if gone_at is None and not child.isalive():
+                    gone_at = now  # the leader exited, but something it left holds the pty open
+            if gone_at is not None and (not data or now - gone_at > CHECK_EVERY):
+                break  # what is left gets ended: drain only what it printed so far
             if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
                 active = False
                 on_activity(False, self.last_output or time.time())

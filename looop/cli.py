@@ -514,17 +514,18 @@ def worker_kill(worker_id: str, reason: str) -> None:
 def _ended_line(worker_id: str, reply: dict[str, Any]) -> str:
     if reply.get("already"):
         return f"worker {worker_id} had already ended ({reply.get('state')})"
-    if reply.get("ending"):
-        return f"worker {worker_id} is ending"
     how = f" ({reply['how']})" if reply.get("how") else ""
-    return f"worker {worker_id} {reply.get('state')}{how}"
+    count = reply.get("processes")
+    ended = f": ended {count} process{'' if count == 1 else 'es'}" if isinstance(count, int) else ""
+    return f"worker {worker_id} {reply.get('state')}{how}{ended}"
 
 
 @verbs.command("kill", context_settings=CONTEXT)
 @click.argument("session")
 @reason_option
 def kill_command(session: str, reason: str) -> None:
-    """(worker) End your own session: your whole process group stops, your claims are released."""
+    """(worker) End your own session: every process of it but this one ends, your claims are
+    released; returns once they have ended."""
     import os
     import signal
 
@@ -537,11 +538,19 @@ def kill_command(session: str, reason: str) -> None:
         raise InvalidInput(
             f"session {caller} can end only itself, not {session} (the root agent uses `_ worker kill`)"
         )
-    # this process is in the group being ended: outlive the SIGTERM long enough to answer
+    # looop spares this process (its pid travels, checked by the socket where it can be), but it
+    # may share the agent's group or terminal: outlive their SIGTERM and hang-up to hear the reply
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    request = {"op": "worker_kill", "id": session, "by": session, "reason": reason or "ended itself"}
-    click.echo(_ended_line(session, call(data_dir(), request, timeout=60)))
+    request = {
+        "op": "worker_kill",
+        "id": session,
+        "by": session,
+        "reason": reason or "ended itself",
+        "caller": os.getpid(),
+    }
+    # no deadline of its own: the daemon keeps the line alive and bounds the wait by `kill_grace`
+    click.echo(_ended_line(session, call(data_dir(), request, timeout=None)))
 
 
 def main() -> NoReturn:

@@ -193,14 +193,23 @@ class Fleet:
                 raise NotFound(f"no worker {session!r} (see `looop _ state`)")
             return {"ok": True, "id": session, "already": True, "state": record.get("state")}
         ref, handle = entry
-        tell_quietly(ref, Terminate(reason, by))
-        if by == session:
-            return {"ok": True, "id": session, "ending": True}  # it cannot wait for its own end
+        # a worker ending itself: its `_ kill` is one of the run's processes, and is spared (it
+        # exits after the reply); everything else of the run has ended before the reply
+        caller = request.get("caller")
+        spare = (caller,) if by == session and isinstance(caller, int) and caller > 0 else ()
+        tell_quietly(ref, Terminate(reason, by, spare))
         grace = float(request.get("grace") or 0) or load_config(self.dd.config).kill_grace
         if not handle.ended.wait(grace + ENDED_SLACK):
             raise LooopError(f"worker {session} did not end within {grace + ENDED_SLACK:g}s")
         final = handle.final
-        return {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
+        swept = handle.swept
+        return {
+            "ok": True,
+            "id": session,
+            "state": final.get("state"),
+            "how": final.get("signal"),
+            "processes": 0 if swept is None else swept.count,
+        }
 
     def refresh(self, world: Callable[[], dict[str, Any]]) -> None:
         """Files changed: tell each live session its pending ask and claims, and enforce the

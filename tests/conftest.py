@@ -301,3 +301,15 @@ def up(looop: Looop) -> Iterator[Up]:
     daemon = Up(looop)
     yield daemon
     daemon.close()
+
+
+def run_processes(run: str) -> list[int]:
+    """Pids of live processes that carry a worker run's mark (`LOOOP_RUN_ID`) in their environment,
+    wherever they went (another group, another session, reparented)."""
+    wanted = f"LOOOP_RUN_ID={run}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if wanted in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
+    return found

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from tests.conftest import (
     ended,
     processes_with,
     report,
+    run_processes,
     screen,
     script,
     unique_marker,
@@ -85,7 +87,7 @@ def test_the_root_agent_kills_a_worker_its_ask_is_cancelled_and_its_claims_relea
     assert [c["resource"] for c in looop.state()["claims"]] == ["db"]
     assert worker(looop, "w1")["claims"] == ["db"]
     done = looop.run("_", "worker", "kill", "w1", "--reason", "wrong approach")
-    assert done.stdout == "worker w1 killed (SIGTERM)\n"
+    assert done.stdout == "worker w1 killed (SIGTERM): ended 2 processes\n"  # the agent and its `_ ask`
     final = worker(looop, "w1")
     assert (final["state"], final["killed_by"], final["end_reason"]) == ("killed", "root", "wrong approach")
     state = looop.state()
@@ -206,6 +208,55 @@ def test_a_worker_that_exits_leaving_a_child_has_its_group_ended(looop: Looop, f
     final = ended(looop, "w1")
     assert (final["state"], final["exit_code"]) == ("exited", 0)
     wait_for(lambda: processes_with(child) == [], timeout=10, what="the orphan to be ended")
+
+
+def detached_worker(looop: Looop, worker_id: str, *then: str) -> tuple[str, dict[str, Any]]:
+    """Start a worker whose agent first starts a grandchild that leaves its group and session
+    and ignores SIGTERM (as a tool command of Claude Code does); return its marker and record."""
+    child = unique_marker("detached")
+    looop.run("_", "worker", "start", worker_id, script(f"detach {child}", *then))
+    wait_for(lambda: processes_with(child), what="the detached grandchild")
+    record = worker(looop, worker_id)
+    assert run_processes(record["run"])  # it carries the run's mark
+    return child, record
+
+
+def test_worker_kill_ends_what_left_the_group_and_says_what_it_ended(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "ask Which table?")
+    wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
+    done = looop.run("_", "worker", "kill", "w1")
+    # the agent, its waiting `_ ask` and the detached grandchild, all gone when it returns
+    assert done.stdout == "worker w1 killed (SIGTERM): ended 3 processes\n"
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+    assert "looop · worker end · w1 · killed: killed by the root agent" in looop.journal()
+    assert "; ended 3 processes" in looop.journal()
+
+
+def test_a_worker_ending_itself_cannot_act_after_its_kill_returns(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    acted = tmp_path / "acted-after-kill"
+    # it ignores SIGTERM: only the SIGKILL after `kill_grace` stops it, well after a `_ kill`
+    # that returned at once would have let it write the file
+    child, record = detached_worker(looop, "w1", "ignore-term", f"kill {acted}")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"], final["signal"]) == ("killed", "w1", "SIGKILL")
+    assert processes_with(child) == []
+    wait_for(lambda: run_processes(record["run"]) == [], what="the `_ kill` client to exit after its reply")
+    assert not acted.exists()  # nothing of the run is left that could still write it
+
+
+def test_down_ends_what_a_worker_detached(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "say ready")
+    assert "1 worker (w1)" in looop.run("down", timeout=120).stdout
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+
+
+def test_an_agent_that_exits_by_itself_leaves_nothing_it_detached(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "exit")
+    final = ended(looop, "w1")
+    assert (final["state"], final["exit_code"]) == ("exited", 0)
+    assert processes_with(child) == [] and run_processes(record["run"]) == []  # before it is recorded
 
 
 def test_worker_verbs_refuse_bad_requests_with_one_line(looop: Looop, up: Up, tmp_path: Path) -> None:
