@@ -24,7 +24,7 @@ from looop.fsio import atomic_write, ensure_dir, replace
 from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
-from looop.procenv import worker_env
+from looop.procenv import env_problem, worker_env
 from looop.sandbox import Sandbox, prepare
 from looop.sessions import live_record, read_record
 from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
@@ -73,6 +73,7 @@ class Fleet:
         for key in ("cwd", "worktree"):
             if request.get(key) is not None:
                 check_text(str(request[key]), f"--{key}")
+        _check_env(request.get("env"))
         config = load_config(self.dd.config)
         if (spent := budget.fleet_spent(config.budget, spend_by_session(self.dd)[1])) is not None:
             raise Conflict(f"not started: {spent.describe()}; raise `budget` in the config to go on")
@@ -146,6 +147,7 @@ class Fleet:
             agent_session = str(resumed["agent_session"])
             how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
             task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
+        extra = {**(config.env or {}), **(request.get("env") or {})}  # --env over the config's
         prompt = worker_prompt(session, task, dd.root, dd.reports, sandbox.note())
         argv = sandbox.wrapper + agent_argv(
             command, prompt, dd.prompt(session), dd.contract(session), agent_session
@@ -169,13 +171,14 @@ class Fleet:
             session,
             argv,
             sandbox.cwd,
-            worker_env(dd, session, run),
+            worker_env(dd, session, run, extra),
             sandbox.public(),
             config.idle_after,
             config.kill_grace,
             config.stall_after,
             agent_session,
             run,
+            tuple(extra),
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +260,18 @@ class Fleet:
         for _, _, handle in live:
             handle.ended.wait(max(0.0, deadline - time.monotonic()))
         return [s for s, _, _ in live]
+
+
+def _check_env(env: object) -> None:
+    """A request's `env` ({KEY: VALUE} from --env), refused whole if one entry cannot be set."""
+    if env is None:
+        return
+    if not isinstance(env, dict):
+        raise InvalidInput("--env: expected KEY=VALUE")
+    for key, value in env.items():
+        problem = env_problem(key, value)
+        if problem is not None:
+            raise InvalidInput(f"--env {problem}")
 
 
 def _start_actor(dd: DataDir, spec: SessionSpec, handle: SessionHandle, link: Link) -> pykka.ActorRef[Any]:

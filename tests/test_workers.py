@@ -259,6 +259,43 @@ def test_an_agent_that_exits_by_itself_leaves_nothing_it_detached(looop: Looop, 
     assert processes_with(child) == [] and run_processes(record["run"]) == []  # before it is recorded
 
 
+def test_env_from_the_config_and_from_the_command_reaches_the_agent_and_only_names_are_kept(
+    looop: Looop, fleet: Up
+) -> None:
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    config["env"] = {"FROM_CONFIG": "secret-c1", "BOTH": "secret-c2"}
+    (looop.data / "config.json").write_bytes(orjson.dumps(config))
+    looop.run(
+        "_",
+        "worker",
+        "start",
+        "w1",
+        "--env",
+        "BOTH=secret-x3",
+        "--env",
+        "API_KEY=secret=x4",  # the first = splits
+        script("report env.md {env:FROM_CONFIG} {env:BOTH} {env:API_KEY} {env:LOOOP_SESSION_ID}", "exit"),
+    )
+    assert report(looop, "env.md") == "secret-c1 secret-x3 secret=x4 w1\n"
+    ended(looop, "w1")
+    assert "looop · worker start · w1 · pid" in looop.journal()
+    assert "; env: FROM_CONFIG, BOTH, API_KEY" in looop.journal()
+    for path in [*looop.data.rglob("*")]:  # journal, state, prompts, logs: names, never values
+        if path.is_file() and path.name not in ("config.json", "env.md"):
+            assert b"secret-" not in path.read_bytes(), path
+
+
+def test_bad_env_entries_are_refused_with_one_line(looop: Looop, fleet: Up) -> None:
+    for entry, said in [
+        ("1X=y", "looop: --env '1X' is not a variable name (letters, digits and _, not first a digit)\n"),
+        ("NOVALUE", "looop: --env 'NOVALUE': expected KEY=VALUE\n"),
+        ("LOOOP_SESSION_ID=w2", "looop: --env LOOOP_SESSION_ID: looop sets its own LOOOP_* variables\n"),
+    ]:
+        done = looop.run("_", "worker", "start", "w1", "--env", entry, script("say hi"), code=2)
+        assert done.stderr == said
+    assert looop.state()["workers"] == []
+
+
 def test_worker_verbs_refuse_bad_requests_with_one_line(looop: Looop, up: Up, tmp_path: Path) -> None:
     up.configure(interactive=AGENT)
     done = looop.run("_", "worker", "start", "w1", "hi", code=7)

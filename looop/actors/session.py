@@ -42,6 +42,7 @@ class SessionSpec:
     stall_after: float
     agent_session: str
     run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
+    env_keys: tuple[str, ...] = ()  # set by the config's `env` and --env: journaled by name only
 
 
 @dataclass
@@ -171,7 +172,10 @@ class SessionActor(SupervisedActor):
         self._record.update(pid=pid, pgid=pid, process_start=start_time(pid), alive=True, up_pid=os.getpid())
         self._write()
         self.outcome.pid = pid
-        journal.record(self.dd, "worker start", self.spec.id, f"pid {pid} in {self.spec.cwd}", who="looop")
+        detail = f"pid {pid} in {self.spec.cwd}"
+        if self.spec.env_keys:
+            detail += f"; env: {', '.join(self.spec.env_keys)}"  # names only: values may be secrets
+        journal.record(self.dd, "worker start", self.spec.id, detail, who="looop")
         self.outcome.spawned.set()
         self.spawn(self._pump, f"session-{self.spec.id}")
 
