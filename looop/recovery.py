@@ -86,7 +86,10 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
     start = record.get("process_start")
     orphaned = False
     how = "its process was gone"
-    signal_used = _end_worker_processes(dd, session, pid, start if isinstance(start, int) else None)
+    run = record.get("run")
+    signal_used = _end_worker_processes(
+        dd, session, pid, start if isinstance(start, int) else None, run if isinstance(run, str) else None
+    )
     if signal_used:
         orphaned = True
         how = f"its processes outlived looop and were ended ({signal_used})"
@@ -116,15 +119,21 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
     return Corpse(session, orphaned, how)
 
 
-def _end_worker_processes(dd: DataDir, session: str, pid: object, start: int | None) -> str | None:
+def _end_worker_processes(
+    dd: DataDir, session: str, pid: object, start: int | None, run: str | None
+) -> str | None:
     """End what is proven to be the worker's: its leader's group when pid and recorded start time
-    both match, and every process holding the worker's environment marks wherever it went (a
-    pid or a group number alone may since belong to someone else). Say which signal ended them,
+    both match, and every process holding the worker's environment marks wherever it went (its
+    run's `LOOOP_RUN_ID`, also under another data dir; or its session id in this data dir): a
+    pid or a group number alone may since belong to someone else. Say which signal ended them,
     or None when nothing of the worker's was left."""
-    marks = {"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}
     leader = isinstance(pid, int) and pid > 0 and start is not None and is_running(pid, start)
     group = pid if leader and isinstance(pid, int) and pid != os.getpgrp() else None
-    return end_processes(marks, float(setting(dd.config, "kill_grace")), group).how
+    grace = float(setting(dd.config, "kill_grace"))
+    hows = [end_processes({"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}, grace, group).how]
+    if run:
+        hows.append(end_processes({"LOOOP_RUN_ID": run}, grace).how)
+    return "SIGKILL" if "SIGKILL" in hows else "SIGTERM" if "SIGTERM" in hows else None
 
 
 def tidy(dd: DataDir, session_ttl: float) -> None:

@@ -277,7 +277,7 @@ class SessionActor(SupervisedActor):
 
     def _marks(self) -> dict[str, str]:
         """What every process of this run carries in its environment, wherever it went."""
-        return {"LOOOP_RUN_ID": self.spec.run, "LOOOP_DATA_DIR": str(self.dd.root)}
+        return {"LOOOP_RUN_ID": self.spec.run}  # unique; kept under another data dir too
 
     def _end_run(self, spare: tuple[int, ...]) -> Ended:
         return end_processes(self._marks(), self.spec.kill_grace, self.pty.pid or None, spare)
