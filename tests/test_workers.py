@@ -246,6 +246,16 @@ def test_a_worker_ending_itself_cannot_act_after_its_kill_returns(
     assert not acted.exists()  # nothing of the run is left that could still write it
 
 
+def test_a_budget_stop_ends_what_the_worker_detached(looop: Looop, fleet: Up) -> None:
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    (looop.data / "config.json").write_bytes(orjson.dumps({**config, "budget": {"worker": {"usd": 1}}}))
+    child, record = detached_worker(looop, "w1", "cost 2", "sleep 30")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"]) == ("killed", "looop")
+    assert final["end_reason"].startswith("over budget")
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+
+
 def test_down_ends_what_a_worker_detached(looop: Looop, fleet: Up) -> None:
     child, record = detached_worker(looop, "w1", "say ready")
     assert "1 worker (w1)" in looop.run("down", timeout=120).stdout

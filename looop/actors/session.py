@@ -291,8 +291,10 @@ class SessionActor(SupervisedActor):
         me = self.actor_ref
 
         def sweep() -> None:
-            self._swept = ended = self._end_run(spare)
-            self._swept_event.set()
+            try:
+                self._swept = ended = self._end_run(spare)
+            finally:
+                self._swept_event.set()  # a cleanup waiting for it must not wait in vain
             tell_quietly(me, _Swept(ended))
             if spare:
                 end_processes(self._marks(), self.spec.kill_grace)
