@@ -166,6 +166,10 @@ class Proc:
             any(v.startswith(k) and (not want or v[len(k) :] == want) for v in self.env) for k, want in wanted
         )
 
+    def contradicts(self, wanted: list[tuple[bytes, bytes]]) -> bool:
+        """Does it carry one of the keys with another value (another run's process, say)?"""
+        return any(v.startswith(k) and want and v[len(k) :] != want for v in self.env for k, want in wanted)
+
 
 def _scan() -> list[Proc]:
     """Every live process whose environment this user may read (Linux /proc)."""
@@ -252,8 +256,9 @@ def end_processes(
     marks: dict[str, str], grace: float, group: int | None = None, spare: Collection[int] = ()
 ) -> Ended:
     """End every process holding `marks` in its environment, and every member of process group
-    `group`, except `spare` and this process: SIGTERM, then SIGKILL to those left after `grace`;
-    return once none is left (or KILL_WAIT after the SIGKILL). The marks are inherited, so this
+    `group` (unless it carries the marks' keys with other values: a reused group number), except
+    `spare` and this process: SIGTERM, then SIGKILL to those left after `grace`; return once none
+    is left (or KILL_WAIT after the SIGKILL). The marks are inherited, so this
     finds what left the group or the session (setsid, a double fork, nohup). Newly forked
     processes are looked for again whenever the known ones are gone. Blocks: run it off an actor.
 
@@ -274,7 +279,7 @@ def end_processes(
             live = [
                 p
                 for p in census.fresh()
-                if p.pid not in skip and (p.has(wanted) or (group is not None and p.group == group))
+                if p.pid not in skip and (p.has(wanted) or (p.group == group and not p.contradicts(wanted)))
             ]
             now = time.monotonic()
             if not live or now >= give_up:
