@@ -256,6 +256,24 @@ def test_a_budget_stop_ends_what_the_worker_detached(looop: Looop, fleet: Up) ->
     assert processes_with(child) == [] and run_processes(record["run"]) == []
 
 
+def test_a_kill_run_as_claude_code_runs_a_tool_command_hears_its_reply_and_its_shell_acts_no_more(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    """Claude Code runs `_ kill` in a shell of its own session, its output piped back: the
+    client is spared and hears the reply; its shell, like the agent, is ended before it."""
+    out, acted = tmp_path / "out", tmp_path / "acted"
+    tool = f'"$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID" >{out} 2>&1; echo "exit $?" >>{out}; touch {acted}'
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    agent = ["sh", "-c", f"setsid sh -c '{tool}' | cat; touch {acted}; sleep 30"]
+    (looop.data / "config.json").write_bytes(orjson.dumps({**config, "interactive": agent}))
+    looop.run("_", "worker", "start", "w1", "the task")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"]) == ("killed", "w1")
+    wait_for(lambda: run_processes(final["run"]) == [], what="the `_ kill` client to exit")
+    assert out.read_text() == "worker w1 killed (SIGTERM): ended 3 processes\n"  # sh, sh, cat
+    assert not acted.exists()
+
+
 def test_down_ends_what_a_worker_detached(looop: Looop, fleet: Up) -> None:
     child, record = detached_worker(looop, "w1", "say ready")
     assert "1 worker (w1)" in looop.run("down", timeout=120).stdout
