@@ -204,6 +204,10 @@ class PtySession:
 
         def exec_agent() -> None:  # in the forked child only
             os.chdir(cwd)
+            # an ignored signal stays ignored across exec: `up` ignores SIGHUP (and Python
+            # SIGPIPE, SIGXFSZ); the agent must die of its pty's hang-up, as in a terminal
+            for sig in (signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
             os.execve(path, argv, env)
 
         try:
@@ -248,15 +252,17 @@ class PtySession:
     ) -> Exit:
         """Drain the pty until the agent's leader has exited; return how it ended.
 
-        Runs in the one thread that owns the pty. Output after the leader's exit that its
-        children still print is drained as long as they keep printing. `on_tick` is called
-        every `CHECK_EVERY` seconds, `on_screen` with the screen's text whenever it changed.
+        Runs in the one thread that owns the pty. Output that the leader's children still print
+        after its exit is drained for at most `CHECK_EVERY` seconds more (the end of the worker
+        ends them). `on_tick` is called every `CHECK_EVERY` seconds, `on_screen` with the
+        screen's text whenever it changed.
         """
         child = self.child
         assert child is not None, "spawn() first"
         active = False
         quiet_since = time.monotonic()
         next_check = quiet_since + CHECK_EVERY
+        gone_at: float | None = None
         while True:
             try:
                 data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
@@ -275,9 +281,14 @@ class PtySession:
                 quiet_since = now
             if self.screen.render(now) and on_screen is not None:
                 on_screen(self.screen.text)
-            if on_tick is not None and now >= next_check:
+            if now >= next_check:
                 next_check = now + CHECK_EVERY
-                on_tick()
+                if on_tick is not None:
+                    on_tick()
+                if gone_at is None and not child.isalive():
+                    gone_at = now  # the leader exited, but something it left holds the pty open
+            if gone_at is not None and (not data or now - gone_at > CHECK_EVERY):
+                break  # what is left gets ended: drain only what it printed so far
             if (
                 active
                 and now - quiet_since >= self.idle_after

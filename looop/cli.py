@@ -442,6 +442,29 @@ def worker_group() -> None:
     """Start or kill worker sessions (agents looop runs in a pty; needs `looop up`)."""
 
 
+def parse_env(entries: tuple[str, ...]) -> dict[str, str] | None:
+    """`--env KEY=VALUE`s as a map (a later KEY wins), or None when there are none."""
+    from looop.procenv import env_problem
+
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        problem = env_problem(key, value) if sep else f"{entry!r}: expected KEY=VALUE"
+        if problem is not None:
+            raise InvalidInput(f"--env {problem}")
+        env[key] = value
+    return env or None
+
+
+env_option = click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set KEY in the agent's environment (repeatable; over the config's `env`; journaled by name).",
+)
+
+
 @worker_group.command("start", context_settings=CONTEXT)
 @click.argument("worker_id", metavar="ID")
 @click.argument("prompt", nargs=-1)
@@ -452,12 +475,20 @@ def worker_group() -> None:
     help="Work in a new git worktree of REPO on branch looop/ID (under box if installed).",
 )
 @click.option("--queue", is_flag=True, help="When `max_workers` run, wait for a slot instead of failing.")
+@env_option
 def worker_start(
-    worker_id: str, prompt: tuple[str, ...], cwd: str | None, worktree: str | None, queue: bool
+    worker_id: str,
+    prompt: tuple[str, ...],
+    cwd: str | None,
+    worktree: str | None,
+    queue: bool,
+    env: tuple[str, ...],
 ) -> None:
     """Start worker ID on PROMPT (or stdin): the config's `interactive` agent in a pty.
 
     The agent is told the worker contract, then PROMPT (all of it is saved in prompts/ID.md).
+    Its environment is the `looop up` process's (not this shell's), plus the config's `env`
+    and --env.
     Exit 7 when looop is not up; exit 5 when ID is a live worker, when `max_workers` run
     (unless --queue) or when the fleet's budget is spent. An ended worker's ID may be reused:
     its old transcript is kept as transcript.log.1.
@@ -468,6 +499,7 @@ def worker_start(
     from looop.ids import check_session_id, check_text
 
     check_session_id(worker_id, "worker id")
+    extra = parse_env(env)
     task = read_body(prompt, "prompt")
     if cwd is None and worktree is None:
         cwd = os.getcwd()
@@ -484,6 +516,7 @@ def worker_start(
         "cwd": cwd,
         "worktree": worktree,
         "queue": queue,
+        "env": extra,
     }
     reply = call(data_dir(), request, timeout=None if queue else 180)
     click.echo(f"worker {worker_id} started (pid {reply['pid']}) in {reply['cwd']}")
@@ -492,18 +525,20 @@ def worker_start(
 @worker_group.command("resume", context_settings=CONTEXT)
 @click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
 @click.argument("prompt", nargs=-1)
-def worker_resume(worker_id: str, prompt: tuple[str, ...]) -> None:
+@env_option
+def worker_resume(worker_id: str, prompt: tuple[str, ...], env: tuple[str, ...]) -> None:
     """Start ended worker ID again, in its old sandbox, with its agent's conversation.
 
     Runs the config's `resume` command (e.g. claude --resume {session_uuid}); the worker is
     told it was interrupted, then PROMPT if given. Needs `{session_uuid}` in `interactive` so
-    that the agent's session id was fixed at start.
+    that the agent's session id was fixed at start. --env is not remembered from the start:
+    give it again.
     """
     from looop.control import call
     from looop.ids import check_session_id
 
     check_session_id(worker_id, "worker id")
-    request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt)}
+    request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt), "env": parse_env(env)}
     reply = call(data_dir(), request, timeout=180)
     click.echo(f"worker {worker_id} resumed (pid {reply['pid']}) in {reply['cwd']}")
 
@@ -533,17 +568,18 @@ def worker_kill(worker_id: str, reason: str) -> None:
 def _ended_line(worker_id: str, reply: dict[str, Any]) -> str:
     if reply.get("already"):
         return f"worker {worker_id} had already ended ({reply.get('state')})"
-    if reply.get("ending"):
-        return f"worker {worker_id} is ending"
     how = f" ({reply['how']})" if reply.get("how") else ""
-    return f"worker {worker_id} {reply.get('state')}{how}"
+    count = reply.get("processes")
+    ended = f": ended {count} process{'' if count == 1 else 'es'}" if isinstance(count, int) else ""
+    return f"worker {worker_id} {reply.get('state')}{how}{ended}"
 
 
 @verbs.command("kill", context_settings=CONTEXT)
 @click.argument("session")
 @reason_option
 def kill_command(session: str, reason: str) -> None:
-    """(worker) End your own session: your whole process group stops, your claims are released."""
+    """(worker) End your own session: every process of it but this one ends, your claims are
+    released; returns once they have ended."""
     import os
     import signal
 
@@ -556,11 +592,19 @@ def kill_command(session: str, reason: str) -> None:
         raise InvalidInput(
             f"session {caller} can end only itself, not {session} (the root agent uses `_ worker kill`)"
         )
-    # this process is in the group being ended: outlive the SIGTERM long enough to answer
+    # looop spares this process (its pid travels, checked by the socket where it can be), but it
+    # may share the agent's group or terminal: outlive their SIGTERM and hang-up to hear the reply
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    request = {"op": "worker_kill", "id": session, "by": session, "reason": reason or "ended itself"}
-    click.echo(_ended_line(session, call(data_dir(), request, timeout=60)))
+    request = {
+        "op": "worker_kill",
+        "id": session,
+        "by": session,
+        "reason": reason or "ended itself",
+        "caller": os.getpid(),
+    }
+    # no deadline of its own: the daemon keeps the line alive and bounds the wait by `kill_grace`
+    click.echo(_ended_line(session, call(data_dir(), request, timeout=None)))
 
 
 def main() -> NoReturn:

@@ -100,6 +100,19 @@ def _budget(value: object) -> dict[str, dict[str, float]]:
     return limits
 
 
+def _env(value: object) -> dict[str, str]:
+    """`{"API_KEY": "...", "IS_SANDBOX": "1"}`: set in every worker's environment."""
+    from looop.procenv import env_problem
+
+    if not isinstance(value, dict):
+        raise ValueError('expected {"NAME": "value", ...}')
+    for key, item in value.items():
+        problem = env_problem(key, item)
+        if problem is not None:
+            raise ValueError(problem)
+    return dict(value)
+
+
 def _positive_count(value: object) -> int:
     count = _count(value)
     if count == 0:
@@ -205,6 +218,7 @@ class Config:
     ask_deadline: float | None = 3600.0  # asks without --timeout are escalated after this
     claim_ttl: float | None = None  # leases taken without --ttl expire after this
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides of agent profiles
+    env: dict[str, str] | None = None  # added to every worker's environment (`up`'s)
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -229,6 +243,7 @@ _KEYS: dict[str, Callable[[object], Any]] = {
     "ask_deadline": _optional_duration,
     "claim_ttl": _optional_duration,
     "profiles": _profiles,
+    "env": _env,
 }
 
 

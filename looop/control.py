@@ -270,6 +270,16 @@ def peer_uid(conn: socket.socket) -> int | None:
     return int(struct.unpack("3i", creds)[1])
 
 
+def peer_pid(conn: socket.socket) -> int | None:
+    """The pid of the process at the other end (Linux SO_PEERCRED), or None where unknown."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    creds = conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    pid = int(struct.unpack("3i", creds)[0])
+    return pid if pid > 0 else None
+
+
 def listen(dd: DataDir) -> socket.socket:
     """Bind the control socket with mode 0600, replacing a stale one."""
     path = socket_path(dd)

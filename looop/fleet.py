@@ -24,7 +24,7 @@ from looop.fsio import atomic_write, ensure_dir, replace, write_json
 from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
-from looop.procenv import looop_bin, worker_env
+from looop.procenv import env_problem, looop_bin, worker_env
 from looop.profiles import filled_settings, profile_of
 from looop.sandbox import Sandbox, prepare
 from looop.sessions import live_record, read_record
@@ -75,6 +75,7 @@ class Fleet:
         for key in ("cwd", "worktree"):
             if request.get(key) is not None:
                 check_text(str(request[key]), f"--{key}")
+        _check_env(request.get("env"))
         config = load_config(self.dd.config)
         if (spent := budget.fleet_spent(config.budget, spend_by_session(self.dd)[1])) is not None:
             raise Conflict(f"not started: {spent.describe()}; raise `budget` in the config to go on")
@@ -152,6 +153,7 @@ class Fleet:
             agent_session = str(resumed["agent_session"])
             how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
             task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
+        extra = {**(config.env or {}), **(request.get("env") or {})}  # --env over the config's
         looop = looop_bin(dd)
         prompt = worker_prompt(session, task, dd.root, dd.reports, looop, sandbox.note())
         files = WorkerFiles(
@@ -180,7 +182,7 @@ class Fleet:
             session,
             argv,
             sandbox.cwd,
-            worker_env(dd, session, run),
+            worker_env(dd, session, run, extra),
             sandbox.public(),
             config.idle_after,
             config.kill_grace,
@@ -189,6 +191,7 @@ class Fleet:
             run,
             profile,
             config.ask_deadline,
+            tuple(extra),
         )
 
     def kill(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -206,14 +209,23 @@ class Fleet:
                 raise NotFound(f"no worker {session!r} (see `looop _ state`)")
             return {"ok": True, "id": session, "already": True, "state": record.get("state")}
         ref, handle = entry
-        tell_quietly(ref, Terminate(reason, by))
-        if by == session:
-            return {"ok": True, "id": session, "ending": True}  # it cannot wait for its own end
+        # a worker ending itself: its `_ kill` is one of the run's processes, and is spared (it
+        # exits after the reply); everything else of the run has ended before the reply
+        caller = request.get("caller")
+        spare = (caller,) if by == session and isinstance(caller, int) and caller > 0 else ()
+        tell_quietly(ref, Terminate(reason, by, spare))
         grace = float(request.get("grace") or 0) or load_config(self.dd.config).kill_grace
         if not handle.ended.wait(grace + ENDED_SLACK):
             raise LooopError(f"worker {session} did not end within {grace + ENDED_SLACK:g}s")
         final = handle.final
-        return {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
+        swept = handle.swept
+        return {
+            "ok": True,
+            "id": session,
+            "state": final.get("state"),
+            "how": final.get("signal"),
+            "processes": 0 if swept is None else swept.count,
+        }
 
     def refresh(self, world: Callable[[], dict[str, Any]]) -> None:
         """Files changed: tell each live session its pending ask and claims, and enforce the
@@ -261,6 +273,18 @@ class Fleet:
         for _, _, handle in live:
             handle.ended.wait(max(0.0, deadline - time.monotonic()))
         return [s for s, _, _ in live]
+
+
+def _check_env(env: object) -> None:
+    """A request's `env` ({KEY: VALUE} from --env), refused whole if one entry cannot be set."""
+    if env is None:
+        return
+    if not isinstance(env, dict):
+        raise InvalidInput("--env: expected KEY=VALUE")
+    for key, value in env.items():
+        problem = env_problem(key, value)
+        if problem is not None:
+            raise InvalidInput(f"--env {problem}")
 
 
 def _start_actor(dd: DataDir, spec: SessionSpec, handle: SessionHandle, link: Link) -> pykka.ActorRef[Any]:

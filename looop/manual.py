@@ -63,8 +63,8 @@ VERBS (the root agent's; each mutating one is journaled)
   looop _ playbook write [BODY]          replace PLAYBOOK.md
   looop _ run CMD... [--reason T]        ONE reversible shell command
   looop _ worker start ID PROMPT... [--cwd DIR | --worktree REPO]
-                                         start a worker (needs `looop up`)
-  looop _ worker kill ID [--reason T]    end a worker's whole process group
+        [--env KEY=VALUE]...             start a worker (needs `looop up`)
+  looop _ worker kill ID [--reason T]    end a worker and all it started
   looop _ worker resume ID [PROMPT...]   restart an ended worker, same sandbox
                                          and conversation (config `resume`)
   `_ worker start --queue` waits for a slot when `max_workers` run.
@@ -96,6 +96,11 @@ WORKERS
     exited    ended on its own (exit_code says how)
     killed    ended by you, by itself (`_ kill`), or by `looop down`
     dead      killed by a signal nobody sent, or found gone
+  Its environment is `looop up`'s (set API keys, PATH, HOME there), plus
+  the config's `env` and --env (journaled by name, never the value).
+  Ending it ends every process it started, also those that left its group
+  (found by their inherited LOOOP_RUN_ID); `_ worker kill` returns when
+  all are gone.
   An ended worker never restarts by itself; its undelivered asks are
   cancelled (an answer it never took is void) and its claims released.
   `cat sessions/ID/screen.txt` shows its screen now;
@@ -171,6 +176,7 @@ DATA DIR  ${XDG_STATE_HOME:-~/.local/state}/looop/, or $LOOOP_DATA_DIR (mode 070
                        idle_after    quiet time before `idle` (30s)
                        stall_after   quiet time before `stalled` (15m)
                        kill_grace    SIGTERM to SIGKILL when ending (5s)
+                       env           {"KEY": "value"} for every worker
                        max_workers   workers at once (10)
                        ask_deadline  escalate asks unanswered this long
                                      (1h; null: never)

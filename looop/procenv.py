@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -60,19 +61,36 @@ def looop_bin(dd: DataDir) -> str:
     return str(wrapper)
 
 
-def worker_env(dd: DataDir, session: str, run: str) -> dict[str, str]:
-    """A worker's environment: the user's, a terminal, and how to reach looop (`run` names this
-    run of the session: its asks are its own)."""
-    env = child_env(
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_problem(key: object, value: object) -> str | None:
+    """Why `KEY=value` cannot go into a worker's environment (a line naming the key), or None."""
+    if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
+        return f"{key!r} is not a variable name (letters, digits and _, not first a digit)"
+    if key.startswith("LOOOP_"):
+        return f"{key}: looop sets its own LOOOP_* variables"
+    if not isinstance(value, str):
+        return f"{key}: expected a string value"
+    if "\0" in value:
+        return f"{key}: a value cannot hold a NUL byte"
+    return None
+
+
+def worker_env(dd: DataDir, session: str, run: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A worker's environment: the user's (`up`'s), a terminal, `extra` (the config's `env`, then
+    `--env`), and how to reach looop (`run` names this run of the session: its asks are its own)."""
+    env = child_env({"TERM": "xterm-256color"})
+    env.setdefault("LANG", "C.UTF-8")
+    for inherited in ("COLUMNS", "LINES"):  # the pty has its own size
+        env.pop(inherited, None)
+    env.update(extra or {})
+    env.update(
         {
             "LOOOP_BIN": looop_bin(dd),
             "LOOOP_SESSION_ID": session,
             "LOOOP_RUN_ID": run,
             "LOOOP_DATA_DIR": str(dd.root),
-            "TERM": "xterm-256color",
         }
     )
-    env.setdefault("LANG", "C.UTF-8")
-    for inherited in ("COLUMNS", "LINES"):  # the pty has its own size
-        env.pop(inherited, None)
     return env

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # readers use this module's pid checks; only the daemon runs children
@@ -149,25 +151,214 @@ def is_running(pid: int, recorded_start: int | None = None) -> bool:
     return recorded_start is None or now == recorded_start
 
 
-def marked_processes(marks: dict[str, str]) -> dict[int, int]:
-    """Live processes whose environment holds every `KEY=value` in `marks` (a key mapped to ""
-    only has to be present), as {pid: process group}. This is how looop knows a process it did
-    not start as its own (pids are reused; the marks it put in the environment are not). Linux
-    /proc; processes of other users are unreadable and skipped."""
-    wanted = [(k.encode() + b"=", v.encode()) for k, v in marks.items()]
-    found: dict[int, int] = {}
+@dataclass(frozen=True)
+class Proc:
+    """One live process as a /proc scan saw it."""
+
+    pid: int
+    group: int
+    start: int
+    env: tuple[bytes, ...]
+
+    def has(self, wanted: list[tuple[bytes, bytes]]) -> bool:
+        """Does its environment hold every (b"KEY=", value) in `wanted` (an empty value: any)?"""
+        return all(
+            any(v.startswith(k) and (not want or v[len(k) :] == want) for v in self.env) for k, want in wanted
+        )
+
+    def contradicts(self, wanted: list[tuple[bytes, bytes]]) -> bool:
+        """Does it carry one of the keys with another value (another run's process, say)?"""
+        return any(v.startswith(k) and want and v[len(k) :] != want for v in self.env for k, want in wanted)
+
+
+def _scan() -> list[Proc]:
+    """Every live process whose environment this user may read (Linux /proc)."""
+    found: list[Proc] = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as handle:
-                env = handle.read().split(b"\0")
+                env = handle.read()
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 stat = handle.read()
         except OSError:
             continue
-        if all(any(v.startswith(k) and (not want or v[len(k) :] == want) for v in env) for k, want in wanted):
-            fields = stat[stat.rindex(b")") + 2 :].split()
-            if fields[0] != b"Z":
-                found[int(entry)] = int(fields[2])
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] != b"Z":  # a zombie has ended
+            found.append(Proc(int(entry), int(fields[2]), int(fields[19]), tuple(env.split(b"\0"))))
     return found
+
+
+class _Census:
+    """/proc scans shared by everyone who wants one at the same time: each caller gets a scan
+    that began after it asked (so it sees every process forked before), and ending 200 workers
+    at once reads /proc a few times, not 200 times over."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._scanning = False
+        self._done = 0
+        self._result: list[Proc] = []
+
+    def fresh(self) -> list[Proc]:
+        with self._cond:
+            wanted = self._done + (2 if self._scanning else 1)  # not the one already under way
+            while self._done < wanted:
+                if self._scanning:
+                    self._cond.wait()
+                    continue
+                self._scanning = True
+                self._cond.release()
+                try:
+                    result = _scan()
+                finally:
+                    self._cond.acquire()
+                    self._scanning = False
+                    self._cond.notify_all()
+                self._done += 1
+                self._result = result
+            return self._result
+
+
+census = _Census()
+
+
+def _wanted(marks: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode() + b"=", v.encode()) for k, v in marks.items()]
+
+
+def marked_processes(marks: dict[str, str]) -> dict[int, int]:
+    """Live processes whose environment holds every `KEY=value` in `marks` (a key mapped to ""
+    only has to be present), as {pid: process group}. This is how looop knows a process it did
+    not start as its own (pids are reused; the marks it put in the environment are not). Linux
+    /proc; processes of other users are unreadable and skipped."""
+    wanted = _wanted(marks)
+    return {p.pid: p.group for p in census.fresh() if p.has(wanted)}
+
+
+KILL_WAIT = 5.0  # after the SIGKILL: how long to wait for the kernel to take them
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What `end_processes` ended: how many processes, and the strongest signal it needed."""
+
+    count: int
+    how: str | None  # "SIGTERM", "SIGKILL", or None when nothing was left
+    left: int = 0  # still there when it gave up (not ours to kill, or stuck in the kernel)
+
+    def describe(self) -> str:
+        return f"ended {self.count} process{'' if self.count == 1 else 'es'}"
+
+
+def end_processes(
+    marks: dict[str, str], grace: float, group: int | None = None, spare: Collection[int] = ()
+) -> Ended:
+    """End every process holding `marks` in its environment, and every member of process group
+    `group` (unless it carries the marks' keys with other values: a reused group number), except
+    `spare` and this process: SIGTERM, then SIGKILL to those left after `grace`; return once none
+    is left (or KILL_WAIT after the SIGKILL). The marks are inherited, so this
+    finds what left the group or the session (setsid, a double fork, nohup). Newly forked
+    processes are looked for again whenever the known ones are gone. Blocks: run it off an actor.
+
+    Each process is known by pid and start time and signalled through a pidfd where the system
+    has them, so a pid reused in the meantime is never hit. Without /proc, only `group` is
+    ended (killpg)."""
+    if not os.path.isdir("/proc"):
+        return _end_group(group, grace)
+    wanted = _wanted(marks)
+    skip = {os.getpid(), *spare}
+    signalled: dict[tuple[int, int], signal.Signals] = {}
+    handles: dict[tuple[int, int], int | None] = {}
+    kill_at = time.monotonic() + grace
+    give_up = kill_at + KILL_WAIT
+    live: list[Proc] = []
+    try:
+        while True:
+            live = [
+                p
+                for p in census.fresh()
+                if p.pid not in skip and (p.has(wanted) or (p.group == group and not p.contradicts(wanted)))
+            ]
+            now = time.monotonic()
+            if not live or now >= give_up:
+                break
+            sig = signal.SIGTERM if now < kill_at else signal.SIGKILL
+            for proc in live:
+                key = (proc.pid, proc.start)
+                if signalled.get(key) != sig:
+                    if key not in handles:
+                        handles[key] = _open(proc)
+                    _send(proc, handles[key], sig)
+                    signalled[key] = sig
+            _await_exits(live, handles, kill_at if sig == signal.SIGTERM else give_up)
+    finally:
+        for fd in handles.values():
+            if fd is not None:
+                os.close(fd)
+    if not signalled:
+        return Ended(0, None)
+    how = "SIGKILL" if signal.SIGKILL in signalled.values() else "SIGTERM"
+    return Ended(len(signalled), how, len(live))
+
+
+def _open(proc: Proc) -> int | None:
+    """A pidfd for `proc` if it is still the process the scan saw, else None."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return None
+    if start_time(proc.pid) != proc.start:  # it ended before the pidfd was opened; the pid is someone else's
+        os.close(fd)
+        return None
+    return fd
+
+
+def _send(proc: Proc, fd: int | None, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if fd is not None:
+            signal.pidfd_send_signal(fd, sig)
+        elif start_time(proc.pid) == proc.start:  # no pidfds here: check the start time just before
+            os.kill(proc.pid, sig)
+
+
+def _await_exits(live: list[Proc], handles: dict[tuple[int, int], int | None], until: float) -> None:
+    """Until every process in `live` has ended, or `until` (monotonic)."""
+    import select
+
+    fds = {handles.get((p.pid, p.start)) for p in live}
+    if None in fds:  # a process without a pidfd cannot be waited on: look again now and then
+        while time.monotonic() < until and any(start_time(p.pid) == p.start for p in live):
+            time.sleep(0.05)
+        return
+    poller = select.poll()
+    waiting = {fd for fd in fds if fd is not None}
+    for fd in waiting:
+        poller.register(fd, select.POLLIN)
+    while waiting and (remaining := until - time.monotonic()) > 0:
+        for fd, _ in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            waiting.discard(fd)
+
+
+def _end_group(group: int | None, grace: float) -> Ended:
+    """Without /proc: SIGTERM the group, SIGKILL it after `grace`."""
+    if group is None:
+        return Ended(0, None)
+
+    def gone(timeout: float) -> bool:
+        until = time.monotonic() + timeout
+        while True:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.05)
+
+    how = kill_group(group, grace, gone)
+    return Ended(0, None) if how == "already gone" else Ended(1, how)

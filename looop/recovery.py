@@ -13,16 +13,16 @@ from typing import Any
 
 from looop import journal
 from looop.claims import release_claims_of
+from looop.config import setting
 from looop.errors import CorruptFile
 from looop.fsio import remove, remove_tree, write_json
 from looop.mailbox import cancel_asks_of, iter_asks
 from looop.paths import DataDir
 from looop.procenv import child_env
-from looop.procs import is_running, marked_processes
+from looop.procs import end_processes, is_running, marked_processes
 from looop.sensing import SENSOR_MARK
 from looop.sessions import LIVE_STATES, holder_alive, session_ids, worker_records
 
-ORPHAN_GRACE = 3.0
 STALE_TEMP = 600.0  # seconds: no verb takes this long between creating its temp file and renaming it
 
 
@@ -86,7 +86,10 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
     start = record.get("process_start")
     orphaned = False
     how = "its process was gone"
-    signal_used = _end_worker_processes(dd, session, pid, start if isinstance(start, int) else None)
+    run = record.get("run")
+    signal_used = _end_worker_processes(
+        dd, session, pid, start if isinstance(start, int) else None, run if isinstance(run, str) else None
+    )
     if signal_used:
         orphaned = True
         how = f"its processes outlived looop and were ended ({signal_used})"
@@ -116,32 +119,21 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
     return Corpse(session, orphaned, how)
 
 
-def _end_worker_processes(dd: DataDir, session: str, pid: object, start: int | None) -> str | None:
-    """End what is proven to be the worker's: its leader when pid and recorded start time both
-    match, and every process group holding a process with the worker's environment marks (a pid
-    or a group number alone may since belong to someone else). Say which signal ended them, or
-    None when nothing of the worker's was left."""
-    marks = {"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}
-
-    def remaining() -> set[int]:
-        groups = set(marked_processes(marks).values())
-        if isinstance(pid, int) and pid > 0 and start is not None and is_running(pid, start):
-            groups.add(pid)  # the leader of its own session: its group is its pid
-        return groups - {os.getpgrp()}
-
-    groups = remaining()
-    if not groups:
-        return None
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, sig)
-        deadline = time.monotonic() + (ORPHAN_GRACE if sig == signal.SIGTERM else 5.0)
-        while (groups := remaining()) and time.monotonic() < deadline:
-            time.sleep(0.05)  # processes we did not start cannot be waited on
-        if not groups:
-            return sig.name
-    return "SIGKILL"
+def _end_worker_processes(
+    dd: DataDir, session: str, pid: object, start: int | None, run: str | None
+) -> str | None:
+    """End what is proven to be the worker's: its leader's group when pid and recorded start time
+    both match, and every process holding the worker's environment marks wherever it went (its
+    run's `LOOOP_RUN_ID`, also under another data dir; or its session id in this data dir): a
+    pid or a group number alone may since belong to someone else. Say which signal ended them,
+    or None when nothing of the worker's was left."""
+    leader = isinstance(pid, int) and pid > 0 and start is not None and is_running(pid, start)
+    group = pid if leader and isinstance(pid, int) and pid != os.getpgrp() else None
+    grace = float(setting(dd.config, "kill_grace"))
+    hows = [end_processes({"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}, grace, group).how]
+    if run:
+        hows.append(end_processes({"LOOOP_RUN_ID": run}, grace).how)
+    return "SIGKILL" if "SIGKILL" in hows else "SIGTERM" if "SIGTERM" in hows else None
 
 
 def tidy(dd: DataDir, session_ttl: float) -> None:

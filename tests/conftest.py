@@ -231,6 +231,18 @@ def processes_with(marker: str) -> list[str]:
     return lines
 
 
+def run_processes(run: str) -> list[int]:
+    """Pids of live processes that carry a worker run's mark (`LOOOP_RUN_ID`) in their environment,
+    wherever they went (another group, another session, reparented)."""
+    wanted = f"LOOOP_RUN_ID={run}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if wanted in environ.read_bytes().split(b"\0") and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
+    return found
+
+
 @contextlib.contextmanager
 def small_disk(where: Path, size: str = "2m") -> Iterator[Path]:
     """A tmpfs of `size` mounted at `where` (root can mount one here; elsewhere the test is

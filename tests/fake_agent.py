@@ -18,13 +18,16 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
     FAKE: busy-until FILE          show "esc to interrupt", stay quiet until FILE exists, then idle chrome
     FAKE: spawn-child [NAME]       start a grandchild (same group) that sleeps for ever, NAME in its argv
+    FAKE: detach NAME              start, as Claude Code runs a tool command, a grandchild that leaves
+                                   the group and the session (setsid, double fork; its stdio off the
+                                   pty) and ignores SIGTERM and SIGHUP, NAME in its argv
     FAKE: ignore-term              ignore SIGTERM from now on (with its group)
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
     FAKE: dialog COMMAND           show a Claude Code-like permission dialog about COMMAND and read
                                    one key (1 or Enter: yes, 2: always, 3 or Escape: no)
     FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
     FAKE: crash CODE               exit with CODE at once
-    FAKE: kill                     `_ kill` itself
+    FAKE: kill [FILE]              `_ kill` itself; once it returns, write FILE (it must never appear)
     FAKE: exit                     exit 0
 After the script it idles like a TUI waiting for input: it echoes each submitted line.
 """
@@ -41,6 +44,15 @@ import time
 from pathlib import Path
 
 ESC = "\x1b"
+DETACHED = """
+import os, signal, time
+if os.fork():
+    os._exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+while True:
+    time.sleep(1)
+"""
 state: dict[str, str] = {"answer": ""}
 
 
@@ -138,6 +150,15 @@ def step(line: str) -> None:
     elif verb == "spawn-child":
         name = rest or "fake-grandchild"
         subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", name])
+    elif verb == "detach":
+        # a new session (setsid), then a fork whose parent exits: reparented, in no group of ours
+        subprocess.run(
+            ["setsid", sys.executable, "-c", DETACHED, rest],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
     elif verb == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif verb == "ignore-hup":
@@ -163,6 +184,8 @@ def step(line: str) -> None:
         os._exit(int(rest))
     elif verb == "kill":
         done = looop("_", "kill", session)
+        if rest:
+            Path(rest).write_text(f"acted after `_ kill` returned (exit {done.returncode})\n")
         say(f"kill: exit {done.returncode}")
         time.sleep(30)  # the group is being ended
     elif verb == "exit":

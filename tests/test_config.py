@@ -32,6 +32,11 @@ def test_bad_durations_are_refused(raw: object) -> None:
         ('{"interactive": 3}', "key 'interactive'"),
         ('{"notify": [1]}', "key 'notify'"),
         ('{"intervall": "60s"}', "unknown key 'intervall'"),
+        ('{"env": ["A=1"]}', "key 'env': expected {"),
+        ('{"env": {"A": 1}}', "key 'env': A: expected a string value"),
+        ('{"env": {"1A": "x"}}', "key 'env': '1A' is not a variable name"),
+        ('{"env": {"A": "x\\u0000y"}}', "key 'env': A: a value cannot hold a NUL byte"),
+        ('{"env": {"LOOOP_BIN": "/bin/true"}}', "key 'env': LOOOP_BIN: looop sets its own LOOOP_* variables"),
         ("[1, 2]", "expected a JSON object"),
     ],
 )

@@ -22,6 +22,7 @@ from tests.conftest import (
     pids_with,
     processes_with,
     report,
+    run_processes,
     screen,
     script,
     small_disk,
@@ -126,6 +127,22 @@ def test_a_worker_that_outlives_a_killed_up_is_ended_and_recorded_as_orphaned(
     assert state["asks"] == [] and state["claims"] == []
     assert any("whose looop had died: w1 (orphaned)" in n["message"] for n in state["notifications"])
     assert "looop · recover · w1 · dead: its processes outlived looop" in looop.journal()
+    assert_consistent(looop)
+
+
+def test_up_after_a_killed_up_ends_what_its_workers_detached(looop: Looop, fleet: Up) -> None:
+    child = unique_marker("detached")
+    first = fleet.start()
+    looop.run("_", "worker", "start", "w1", script(f"detach {child}", "ask Still there?"))
+    wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
+    record = worker(looop, "w1")
+    kill_9(first)
+    wait_for(lambda: not alive(record["pid"]), what="the agent to die of its hang-up")
+    assert processes_with(child)  # in a session of its own, ignoring SIGHUP: it outlived both
+    fleet.start()  # recovery is done before `up` says it is up
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+    final = worker(looop, "w1")
+    assert (final["state"], final["orphaned"]) == ("dead", True)
     assert_consistent(looop)
 
 

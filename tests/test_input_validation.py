@@ -86,6 +86,21 @@ def test_the_pulse_session_id_is_reserved_for_every_verb_that_takes_a_worker(loo
     assert looop.state()["workers"] == [] and up.pulse()["running"]
 
 
+def test_the_daemon_refuses_a_bad_env_in_a_raw_request(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT)
+    up.start()
+    for env, said in [
+        ({"A": "x\0y"}, "--env A: a value cannot hold a NUL byte"),
+        ({"LOOOP_RUN_ID": "x"}, "--env LOOOP_RUN_ID: looop sets its own LOOOP_* variables"),
+        ({"A=B": "x"}, "--env 'A=B' is not a variable name"),
+        ("A=1", "--env: expected KEY=VALUE"),
+    ]:
+        message = {"op": "worker_start", "id": "w1", "prompt": "x", "cwd": str(looop.data.parent), "env": env}
+        reply = raw_request(looop, orjson.dumps(message) + b"\n")
+        assert (reply["ok"], reply["code"]) == (False, 2) and str(reply["error"]).startswith(said), reply
+    assert looop.state()["workers"] == []
+
+
 def test_the_daemon_refuses_the_pulse_id_in_a_raw_request(looop: Looop, up: Up) -> None:
     up.configure(interactive=AGENT)
     up.start()

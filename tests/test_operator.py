@@ -158,6 +158,11 @@ def test_an_interrupted_worker_resumes_in_its_sandbox_with_its_session(
     assert prompt.rstrip().endswith("code review")
     done = looop.run("_", "worker", "resume", "w1", code=5)
     assert done.stderr.startswith("looop: worker w1 is already running")
+    looop.run("_", "worker", "kill", "w1")
+    task = "FAKE: report resumed.md {env:TICKET}"  # --env is given again on resume
+    looop.run("_", "worker", "resume", "w1", "--env", "TICKET=T-42", task)
+    assert report(looop, "resumed.md") == "T-42\n"
+    assert "env: TICKET" in looop.journal()
     looop.run("_", "worker", "start", "w2", script("report w2.md {cwd}", "exit"))
     report(looop, "w2.md")
     (looop.data / "config.json").write_bytes(orjson.dumps({"interactive": AGENT}))

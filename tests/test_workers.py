@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from tests.conftest import (
     ended,
     processes_with,
     report,
+    run_processes,
     screen,
     script,
     unique_marker,
@@ -85,7 +87,7 @@ def test_the_root_agent_kills_a_worker_its_ask_is_cancelled_and_its_claims_relea
     assert [c["resource"] for c in looop.state()["claims"]] == ["db"]
     assert worker(looop, "w1")["claims"] == ["db"]
     done = looop.run("_", "worker", "kill", "w1", "--reason", "wrong approach")
-    assert done.stdout == "worker w1 killed (SIGTERM)\n"
+    assert done.stdout == "worker w1 killed (SIGTERM): ended 2 processes\n"  # the agent and its `_ ask`
     final = worker(looop, "w1")
     assert (final["state"], final["killed_by"], final["end_reason"]) == ("killed", "root", "wrong approach")
     state = looop.state()
@@ -206,6 +208,120 @@ def test_a_worker_that_exits_leaving_a_child_has_its_group_ended(looop: Looop, f
     final = ended(looop, "w1")
     assert (final["state"], final["exit_code"]) == ("exited", 0)
     wait_for(lambda: processes_with(child) == [], timeout=10, what="the orphan to be ended")
+
+
+def detached_worker(looop: Looop, worker_id: str, *then: str) -> tuple[str, dict[str, Any]]:
+    """Start a worker whose agent first starts a grandchild that leaves its group and session
+    and ignores SIGTERM (as a tool command of Claude Code does); return its marker and record."""
+    child = unique_marker("detached")
+    looop.run("_", "worker", "start", worker_id, script(f"detach {child}", *then))
+    wait_for(lambda: processes_with(child), what="the detached grandchild")
+    record = worker(looop, worker_id)
+    assert run_processes(record["run"])  # it carries the run's mark
+    return child, record
+
+
+def test_worker_kill_ends_what_left_the_group_and_says_what_it_ended(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "ask Which table?")
+    wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="the ask")
+    done = looop.run("_", "worker", "kill", "w1")
+    # the agent, its waiting `_ ask` and the detached grandchild, all gone when it returns
+    assert done.stdout == "worker w1 killed (SIGTERM): ended 3 processes\n"
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+    assert "looop · worker end · w1 · killed: killed by the root agent" in looop.journal()
+    assert "; ended 3 processes" in looop.journal()
+
+
+def test_a_worker_ending_itself_cannot_act_after_its_kill_returns(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    acted = tmp_path / "acted-after-kill"
+    # it ignores SIGTERM: only the SIGKILL after `kill_grace` stops it, well after a `_ kill`
+    # that returned at once would have let it write the file
+    child, record = detached_worker(looop, "w1", "ignore-term", f"kill {acted}")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"], final["signal"]) == ("killed", "w1", "SIGKILL")
+    assert processes_with(child) == []
+    wait_for(lambda: run_processes(record["run"]) == [], what="the `_ kill` client to exit after its reply")
+    assert not acted.exists()  # nothing of the run is left that could still write it
+
+
+def test_a_budget_stop_ends_what_the_worker_detached(looop: Looop, fleet: Up) -> None:
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    (looop.data / "config.json").write_bytes(orjson.dumps({**config, "budget": {"worker": {"usd": 1}}}))
+    child, record = detached_worker(looop, "w1", "cost 2", "sleep 30")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"]) == ("killed", "looop")
+    assert final["end_reason"].startswith("over budget")
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+
+
+def test_a_kill_run_as_claude_code_runs_a_tool_command_hears_its_reply_and_its_shell_acts_no_more(
+    looop: Looop, fleet: Up, tmp_path: Path
+) -> None:
+    """Claude Code runs `_ kill` in a shell of its own session, its output piped back: the
+    client is spared and hears the reply; its shell, like the agent, is ended before it."""
+    out, acted = tmp_path / "out", tmp_path / "acted"
+    tool = f'"$LOOOP_BIN" _ kill "$LOOOP_SESSION_ID" >{out} 2>&1; echo "exit $?" >>{out}; touch {acted}'
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    agent = ["sh", "-c", f"setsid sh -c '{tool}' | cat; touch {acted}; sleep 30"]
+    (looop.data / "config.json").write_bytes(orjson.dumps({**config, "interactive": agent}))
+    looop.run("_", "worker", "start", "w1", "the task")
+    final = ended(looop, "w1")
+    assert (final["state"], final["killed_by"]) == ("killed", "w1")
+    wait_for(lambda: run_processes(final["run"]) == [], what="the `_ kill` client to exit")
+    assert out.read_text() == "worker w1 killed (SIGTERM): ended 3 processes\n"  # sh, sh, cat
+    assert not acted.exists()
+
+
+def test_down_ends_what_a_worker_detached(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "say ready")
+    assert "1 worker (w1)" in looop.run("down", timeout=120).stdout
+    assert processes_with(child) == [] and run_processes(record["run"]) == []
+
+
+def test_an_agent_that_exits_by_itself_leaves_nothing_it_detached(looop: Looop, fleet: Up) -> None:
+    child, record = detached_worker(looop, "w1", "exit")
+    final = ended(looop, "w1")
+    assert (final["state"], final["exit_code"]) == ("exited", 0)
+    assert processes_with(child) == [] and run_processes(record["run"]) == []  # before it is recorded
+
+
+def test_env_from_the_config_and_from_the_command_reaches_the_agent_and_only_names_are_kept(
+    looop: Looop, fleet: Up
+) -> None:
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    config["env"] = {"FROM_CONFIG": "secret-c1", "BOTH": "secret-c2"}
+    (looop.data / "config.json").write_bytes(orjson.dumps(config))
+    looop.run(
+        "_",
+        "worker",
+        "start",
+        "w1",
+        "--env",
+        "BOTH=secret-x3",
+        "--env",
+        "API_KEY=secret=x4",  # the first = splits
+        script("report env.md {env:FROM_CONFIG} {env:BOTH} {env:API_KEY} {env:LOOOP_SESSION_ID}", "exit"),
+    )
+    assert report(looop, "env.md") == "secret-c1 secret-x3 secret=x4 w1\n"
+    ended(looop, "w1")
+    assert "looop · worker start · w1 · pid" in looop.journal()
+    assert "; env: FROM_CONFIG, BOTH, API_KEY" in looop.journal()
+    for path in [*looop.data.rglob("*")]:  # journal, state, prompts, logs: names, never values
+        if path.is_file() and path.name not in ("config.json", "env.md"):
+            assert b"secret-" not in path.read_bytes(), path
+
+
+def test_bad_env_entries_are_refused_with_one_line(looop: Looop, fleet: Up) -> None:
+    for entry, said in [
+        ("1X=y", "looop: --env '1X' is not a variable name (letters, digits and _, not first a digit)\n"),
+        ("NOVALUE", "looop: --env 'NOVALUE': expected KEY=VALUE\n"),
+        ("LOOOP_SESSION_ID=w2", "looop: --env LOOOP_SESSION_ID: looop sets its own LOOOP_* variables\n"),
+    ]:
+        done = looop.run("_", "worker", "start", "w1", "--env", entry, script("say hi"), code=2)
+        assert done.stderr == said
+    assert looop.state()["workers"] == []
 
 
 def test_worker_verbs_refuse_bad_requests_with_one_line(looop: Looop, up: Up, tmp_path: Path) -> None:

@@ -152,6 +152,8 @@ class MailboxActor(SupervisedActor):
                 return
             conn.settimeout(control.REQUEST_TIMEOUT)
             request = control.read_request(conn)
+            if (caller := control.peer_pid(conn)) is not None:
+                request["caller"] = caller  # the kernel's word beats the client's
         except LooopError as exc:
             control.send_quietly(conn, {"ok": False, "error": exc.message, "code": exc.exit_code})
             return

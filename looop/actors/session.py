@@ -25,7 +25,7 @@ from looop.errors import LooopError
 from looop.fsio import write_json
 from looop.mailbox import cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
-from looop.procs import start_time
+from looop.procs import KILL_WAIT, Ended, end_processes, start_time
 from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
@@ -46,6 +46,7 @@ class SessionSpec:
     run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
     profile: Profile = GENERIC  # its dialogs, busy markers and screen chrome
     ask_deadline: float | None = None  # for the asks its dialogs become
+    env_keys: tuple[str, ...] = ()  # set by the config's `env` and --env: journaled by name only
 
 
 @dataclass
@@ -57,14 +58,17 @@ class SessionHandle:
     pid: int = 0
     error: str | None = None
     final: dict[str, Any] = field(default_factory=dict)
+    swept: Ended | None = None  # what ending it took: every process of its run
 
 
 @dataclass(frozen=True)
 class Terminate:
-    """End the worker's process group: SIGTERM, then SIGKILL after the grace period."""
+    """End every process of the worker's run: SIGTERM, then SIGKILL after the grace period.
+    `spare` are left alone: the worker's own `_ kill`, which waits for the reply."""
 
     reason: str
     by: str
+    spare: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,8 @@ class _Exited:
 
 
 @dataclass(frozen=True)
-class _KillNow:
-    pass
+class _Swept:
+    ended: Ended
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,10 @@ class SessionActor(SupervisedActor):
         self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
         self._exit: Exit | None = None
         self._exited = threading.Event()
+        self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
+        self._sweeper: threading.Thread | None = None
+        self._swept: Ended | None = None
+        self._swept_event = threading.Event()  # set with `_swept`, for a cleanup that cannot get `_Swept`
         self._finished = False
         self._written: dict[str, Any] = {}
         self._record: dict[str, Any] = {
@@ -178,7 +186,10 @@ class SessionActor(SupervisedActor):
         self._record.update(pid=pid, pgid=pid, process_start=start_time(pid), alive=True, up_pid=os.getpid())
         self._write()
         self.outcome.pid = pid
-        journal.record(self.dd, "worker start", self.spec.id, f"pid {pid} in {self.spec.cwd}", who="looop")
+        detail = f"pid {pid} in {self.spec.cwd}"
+        if self.spec.env_keys:
+            detail += f"; env: {', '.join(self.spec.env_keys)}"  # names only: values may be secrets
+        journal.record(self.dd, "worker start", self.spec.id, detail, who="looop")
         self.outcome.spawned.set()
         self.spawn(self._pump, f"session-{self.spec.id}")
 
@@ -202,11 +213,11 @@ class SessionActor(SupervisedActor):
                 "looop is stopping" if self.failure is None else f"its looop actor crashed: {self.failure!r}"
             )
             self._kill = Terminate(why, "looop")
-        if self.pty.pid and not self._exited.is_set():
-            self.pty.signal_group(signal.SIGTERM)
-            if not self._exited.wait(self.spec.kill_grace):
-                self.pty.signal_group(signal.SIGKILL)
-                self._exited.wait(5.0)
+        if self._sweeper is not None:  # under way in its thread; its message cannot come now
+            self._swept_event.wait(self.spec.kill_grace + 2 * KILL_WAIT)
+        elif self.pty.pid:  # stopping, so this thread has nothing else to do
+            self._swept = self._end_run(())
+        self._exited.wait(KILL_WAIT)
         self._finish(self._exit or Exit(None, signal.SIGKILL))
 
     # messages ---------------------------------------------------------------------------------
@@ -232,12 +243,13 @@ class SessionActor(SupervisedActor):
             self._update_live_state()
         elif isinstance(message, Terminate):
             self._terminate(message)
-        elif isinstance(message, _KillNow):
-            if not self._exited.is_set():
-                self.pty.signal_group(signal.SIGKILL)
         elif isinstance(message, _Exited):
-            self._finish(message.exit)
-            self.stop()
+            self._exit_seen = message.exit
+            self._sweep(())  # what the agent left behind, if it ended by itself
+            self._settle()
+        elif isinstance(message, _Swept):
+            self._swept = message.ended
+            self._settle()
         else:
             super().handle(message)
 
@@ -348,16 +360,45 @@ class SessionActor(SupervisedActor):
             return 0.0
 
     def _terminate(self, request: Terminate) -> None:
-        if self._finished or self._kill is not None:
-            return
+        if self._finished or self._kill is not None or self._exit_seen is not None:
+            return  # ending already; whoever asked waits for the end all the same
         self._kill = request
         journal.record(
             self.dd, "worker kill", self.spec.id, f"by {request.by}: {request.reason}", who=request.by
         )
-        self.pty.signal_group(signal.SIGTERM)
-        timer = threading.Timer(self.spec.kill_grace, tell_quietly, [self.actor_ref, _KillNow()])
-        timer.daemon = True
-        timer.start()
+        self._sweep(request.spare)
+
+    def _marks(self) -> dict[str, str]:
+        """What every process of this run carries in its environment, wherever it went."""
+        return {"LOOOP_RUN_ID": self.spec.run}  # unique; kept under another data dir too
+
+    def _end_run(self, spare: tuple[int, ...]) -> Ended:
+        return end_processes(self._marks(), self.spec.kill_grace, self.pty.pid or None, spare)
+
+    def _sweep(self, spare: tuple[int, ...]) -> None:
+        """End every process of the run (the agent's group and whatever left it) in a thread of
+        its own, which tells `_Swept` when none is left. With `spare` (the worker's own `_ kill`,
+        waiting for its reply), those get the grace to exit by themselves after, then the same end."""
+        if self._sweeper is not None or not self.pty.pid:
+            return
+        me = self.actor_ref
+
+        def sweep() -> None:
+            try:
+                self._swept = ended = self._end_run(spare)
+            finally:
+                self._swept_event.set()  # a cleanup waiting for it must not wait in vain
+            tell_quietly(me, _Swept(ended))
+            if spare:
+                end_processes(self._marks(), self.spec.kill_grace)
+
+        self._sweeper = self.spawn(sweep, f"sweep-{self.spec.id}")
+
+    def _settle(self) -> None:
+        """Record the end once the agent has exited and nothing of its run is left."""
+        if self._exit_seen is not None and self._swept is not None and not self._finished:
+            self._finish(self._exit_seen)
+            self.stop()
 
     def _finish(self, exit_status: Exit) -> None:
         """Record the end once: state, exit status, undelivered asks cancelled (answered ones too),
@@ -365,7 +406,6 @@ class SessionActor(SupervisedActor):
         if self._finished:
             return
         self._finished = True
-        self.pty.signal_group(signal.SIGKILL)  # whatever the leader left running in its group
         if self._kill is not None:
             state, reason = "killed", self._kill.reason
             self._record["killed_by"] = self._kill.by
@@ -395,7 +435,12 @@ class SessionActor(SupervisedActor):
             detail += f"; cancelled asks {', '.join(cancelled)}"
         if released:
             detail += f"; released {', '.join(released)}"
+        if self._swept is not None and self._swept.count:
+            detail += f"; {self._swept.describe()}"
+        if self._swept is not None and self._swept.left:
+            detail += f" ({self._swept.left} would not end)"
         journal.record(self.dd, "worker end", self.spec.id, detail, who="looop")
+        self.outcome.swept = self._swept
         self.outcome.final = dict(self._record)
         self.outcome.ended.set()
 
