@@ -303,6 +303,18 @@ def end_processes(
     return Ended(len(signalled), how, len(live))
 
 
+def await_gone(pids: Collection[int], timeout: float) -> None:
+    """Wait until each of `pids` has exited, or `timeout`: a spared process gets its time."""
+    live = [Proc(pid, 0, start, ()) for pid in pids if (start := start_time(pid)) is not None]
+    handles = {(p.pid, p.start): _open(p) for p in live}
+    try:
+        _await_exits(live, handles, time.monotonic() + timeout)
+    finally:
+        for fd in handles.values():
+            if fd is not None:
+                os.close(fd)
+
+
 def _open(proc: Proc) -> int | None:
     """A pidfd for `proc` if it is still the process the scan saw, else None."""
     try:

@@ -25,9 +25,11 @@ from looop.errors import LooopError
 from looop.fsio import write_json
 from looop.mailbox import cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
-from looop.procs import KILL_WAIT, Ended, end_processes, start_time
+from looop.procs import KILL_WAIT, Ended, await_gone, end_processes, start_time
 from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
+
+SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,7 @@ class SessionActor(SupervisedActor):
     def _sweep(self, spare: tuple[int, ...]) -> None:
         """End every process of the run (the agent's group and whatever left it) in a thread of
         its own, which tells `_Swept` when none is left. With `spare` (the worker's own `_ kill`,
-        waiting for its reply), those get the grace to exit by themselves after, then the same end."""
+        waiting for its reply), those get time to exit by themselves after, then the same end."""
         if self._sweeper is not None or not self.pty.pid:
             return
         me = self.actor_ref
@@ -389,7 +391,8 @@ class SessionActor(SupervisedActor):
             finally:
                 self._swept_event.set()  # a cleanup waiting for it must not wait in vain
             tell_quietly(me, _Swept(ended))
-            if spare:
+            if spare:  # they exit once they have their reply: give them the time, however loaded
+                await_gone(spare, self.spec.kill_grace + SPARED_SLACK)
                 end_processes(self._marks(), self.spec.kill_grace)
 
         self._sweeper = self.spawn(sweep, f"sweep-{self.spec.id}")
