@@ -3,8 +3,8 @@
 A library, not an actor: `looop.actors.session` drives it. One thread (the caller of `pump`)
 owns every read of the pty and every waitpid, as pexpect requires; signals may come from any
 thread. The pty is drained continuously, so a child never blocks on a full pty buffer; what it
-prints goes to a size-capped, rotated transcript and to a terminal emulator (pyte) whose screen
-is written as plain text at most every `SCREEN_EVERY` seconds.
+prints goes to a size-capped, rotated transcript and to a terminal emulator (`looop.term`) whose
+screen is written as plain text at most every `SCREEN_EVERY` seconds.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pexpect
-import pyte
 
 from looop.errors import LooopError, StorageError
 from looop.fsio import atomic_write, open_private, replace
+from looop.term import COLS, ROWS, Terminal
 
-ROWS, COLS = 50, 200
 CHUNK = 65536
 TICK = 0.2
 IDLE_TICK = 1.0  # output and hang-ups wake poll() at once; the tick only times quiet and renders
@@ -100,8 +99,7 @@ class Screen:
 
     def __init__(self, path: Path, rows: int = ROWS, cols: int = COLS) -> None:
         self.path = path
-        self._screen = pyte.Screen(cols, rows)
-        self._stream = pyte.ByteStream(self._screen)
+        self._terminal = Terminal(rows, cols)
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._due = 0.0
@@ -126,10 +124,9 @@ class Screen:
             # what scrolled away is gone anyway: restart the terminal at a line boundary
             data = data[-SCREEN_TAIL:]
             data = data[data.find(b"\n") + 1 :]
-            self._screen.reset()
-            self._stream = pyte.ByteStream(self._screen)
-        self._stream.feed(data)
-        text = "\n".join(line.rstrip() for line in self._screen.display).rstrip() + "\n"
+            self._terminal.reset()
+        self._terminal.feed(data)
+        text = self._terminal.text()
         if text == self.text:
             return False
         self.text = text
