@@ -4,13 +4,15 @@ A library, not an actor: `looop.actors.session` drives it. One thread (the calle
 owns every read of the pty and every waitpid, as pexpect requires; signals may come from any
 thread. The pty is drained continuously, so a child never blocks on a full pty buffer; what it
 prints goes to a size-capped, rotated transcript and to a terminal emulator (`looop.term`) whose
-screen is written as plain text at most every `SCREEN_EVERY` seconds.
+screen is written as plain text at most every `SCREEN_EVERY` seconds while output flows, as soon
+as it pauses, and on request (before the root agent is shown a new ask).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import threading
 import time
@@ -140,6 +142,14 @@ class Screen:
         return any(marker in lowered for marker in BUSY_MARKERS)
 
 
+def _read_ready(child: pexpect.spawn) -> bytes:
+    """What the pty holds now (b"" if nothing); EOF once it closed and the leader is gone."""
+    try:
+        return bytes(child.read_nonblocking(CHUNK, timeout=0))
+    except pexpect.TIMEOUT:
+        return b""
+
+
 def exec_problem(argv: list[str], env: dict[str, str], cwd: str) -> str | None:
     """Why exec could not take this command, environment and directory, else None. (Bytes that
     are not UTF-8 are fine here: they travel back to the OS as the bytes they came from.)"""
@@ -179,6 +189,11 @@ class PtySession:
         self.child: pexpect.spawn | None = None
         self.pid = 0
         self.last_output: float | None = None
+        # `render_now` wakes the pump through this pipe (made at spawn, closed by the pump when
+        # done); the pump sets each request's event once it has rendered
+        self._wake: tuple[int, int] | None = None
+        self._render_lock = threading.Lock()
+        self._render_requests: list[threading.Event] = []
 
     def spawn(self) -> int:
         """Start the agent; return its pid (also its process group).
@@ -221,6 +236,7 @@ class PtySession:
         except Exception as exc:  # reported by the child: ptyprocess re-raises it by its type's name
             raise SpawnError(f"cannot start {name}: {exc}") from None
         self.pid = int(self.child.pid)
+        self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         return self.pid
 
     def signal_group(self, sig: signal.Signals) -> None:
@@ -229,44 +245,91 @@ class PtySession:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
 
+    def render_now(self, timeout: float) -> bool:
+        """Have the pump read all the agent has printed so far and write the screen; wait up to
+        `timeout` for it. True once done (or nothing is left to render)."""
+        done = threading.Event()
+        with self._render_lock:
+            if self._wake is None:
+                return True  # not started, or ended (its last screen is written)
+            self._render_requests.append(done)
+            with contextlib.suppress(BlockingIOError):  # a full pipe: a wake-up is pending anyway
+                os.write(self._wake[1], b"!")
+        return done.wait(timeout)
+
+    def _take_render_requests(self, last: bool = False) -> list[threading.Event]:
+        with self._render_lock:
+            requests, self._render_requests = self._render_requests, []
+            if self._wake is not None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake[0], 4096)
+                if last:
+                    os.close(self._wake[0])
+                    os.close(self._wake[1])
+                    self._wake = None
+        return requests
+
     def pump(self, on_activity: ActivitySink, on_tick: Callable[[], None] | None = None) -> Exit:
         """Drain the pty until the agent's leader has exited; return how it ended.
 
         Runs in the one thread that owns the pty. Output after the leader's exit that its
         children still print is drained as long as they keep printing. `on_tick` is called
-        every `CHECK_EVERY` seconds.
+        every `CHECK_EVERY` seconds. The screen is rendered at most every `SCREEN_EVERY`
+        seconds while output flows, at once when it pauses for a read tick, and on request
+        (`render_now`) after reading everything printed so far.
         """
         child = self.child
         assert child is not None, "spawn() first"
         active = False
         quiet_since = time.monotonic()
         next_check = quiet_since + CHECK_EVERY
-        while True:
-            try:
-                data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
-            except pexpect.TIMEOUT:
-                data = b""
-            except pexpect.EOF:
-                break
-            now = time.monotonic()
-            if data:
-                self.last_output = time.time()
-                self.transcript.write(data)
-                self.screen.feed(data)
-                if not active:
-                    active = True
-                    on_activity(True, self.last_output)
-                quiet_since = now
-            self.screen.render(now)
-            if on_tick is not None and now >= next_check:
-                next_check = now + CHECK_EVERY
-                on_tick()
-            if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
-                active = False
-                on_activity(False, self.last_output or time.time())
+        poller = select.poll()
+        poller.register(child.child_fd, select.POLLIN | select.POLLPRI)
+        assert self._wake is not None
+        wake = self._wake[0]
+        poller.register(wake, select.POLLIN)
+
+        def take(data: bytes) -> None:
+            self.last_output = time.time()
+            self.transcript.write(data)
+            self.screen.feed(data)
+
+        try:
+            while True:
+                try:
+                    woken = dict(poller.poll((TICK if active else IDLE_TICK) * 1000))
+                except InterruptedError:
+                    woken = {}
+                requests = self._take_render_requests() if wake in woken else []
+                data = _read_ready(child)
+                now = time.monotonic()
+                if data:
+                    take(data)
+                    if not active:
+                        active = True
+                        on_activity(True, self.last_output or time.time())
+                    quiet_since = now
+                for _ in range(16) if requests else ():  # what is already printed, not a flood
+                    more = _read_ready(child)
+                    if not more:
+                        break
+                    take(more)
+                self.screen.render(now, force=bool(requests) or not data)
+                for request in requests:
+                    request.set()
+                if on_tick is not None and now >= next_check:
+                    next_check = now + CHECK_EVERY
+                    on_tick()
+                if active and now - quiet_since >= self.idle_after and not self.screen.shows_busy():
+                    active = False
+                    on_activity(False, self.last_output or time.time())
+        except pexpect.EOF:
+            pass
         while child.isalive():  # the pty closed but the leader lives on: wait for it (still this thread)
             time.sleep(TICK)
         self.screen.render(time.monotonic(), force=True)
+        for request in self._take_render_requests(last=True):
+            request.set()
         self.transcript.close()
         exit_status = Exit(child.exitstatus, child.signalstatus)
         with contextlib.suppress(Exception):

@@ -4,10 +4,15 @@ written before the root agent is shown an ask, and `status` shows a line worth r
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
+from looop.screens import CLAUDE_SCREEN_SKIP, PI_SCREEN_SKIP
+from looop.state import meaningful_lines
 from looop.term import Terminal
-from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for
+from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for, worker
 
 # Byte strings as Claude Code 2.1.197 and pi 0.73.1 sent them to a 50x200 pty.
 CLAUDE_START = (
@@ -85,3 +90,88 @@ def test_logs_follow_prints_lines_as_they_scroll_off_then_the_last_screen(looop:
     numbered = [line for line in printed if line.startswith("line ")]
     assert numbered == [f"line {n}" for n in range(80)], printed  # each once, in order
     assert printed[-1].startswith("● claimed gate at last"), printed
+
+
+def test_a_wait_that_returns_a_new_ask_finds_what_the_worker_printed_before_it_on_the_screen(
+    looop: Looop, up: Up
+) -> None:
+    up.configure(interactive=AGENT, idle_after="30s")
+    up.start()
+    steps = [step for n in range(5) for step in (f"say working on part {n}", f"ask Part {n} done, go on?")]
+    looop.run("_", "worker", "start", "w1", script(*steps, "exit"))
+    for n in range(5):
+        while True:
+            state = orjson.loads(looop.run("_", "wait", "--json").stdout)
+            shown = screen(looop, "w1")  # read at once: the root agent may look right away
+            asks = [a for a in state["asks"] if a["worker"] == "w1"]
+            if asks:
+                break
+        assert asks[0]["prompt"] == f"Part {n} done, go on?"
+        assert f"asking: Part {n} done, go on?" in shown, shown
+        looop.run("_", "answer", asks[0]["id"], "yes")
+    ended(looop, "w1")
+
+
+def record_path(looop: Looop, worker_id: str) -> Path:
+    return looop.data / "sessions" / worker_id / "state.json"
+
+
+def test_status_passes_over_the_status_bars_its_worker_record_names(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT)
+    up.start()
+    chrome = "\\u2500" * 30 + "\\r\\n> \\r\\n" + "\\u2500" * 30 + "\\r\\n  ? for shortcuts\\r\\n"
+    looop.run("_", "worker", "start", "w1", script("say compiling the thing", f"emit {chrome}", "exit"))
+    record = ended(looop, "w1")
+    assert record["screen_skip"] == [] and record["screen_line"] == "? for shortcuts"
+    stored = orjson.loads(record_path(looop, "w1").read_bytes())
+    stored["screen_skip"] = ["(unclosed", *CLAUDE_SCREEN_SKIP]  # a bad pattern is passed over too
+    record_path(looop, "w1").write_bytes(orjson.dumps(stored))
+    assert worker(looop, "w1")["screen_line"] == "● compiling the thing"
+
+
+def test_an_ended_worker_that_failed_shows_its_last_error_line(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT)
+    up.start()
+    looop.run(
+        "_", "worker", "start", "w1", script("say Error: the model refused", "say tidying up", "crash 3")
+    )
+    looop.run("_", "worker", "start", "w2", script("say all fine", "exit"))
+    assert ended(looop, "w1")["error_line"] == "● Error: the model refused"
+    ended(looop, "w2")
+    rows = {line.split()[0]: line for line in looop.run("status").stdout.splitlines() if line[:3] == "  w"}
+    assert rows["w1"].endswith("● Error: the model refused"), rows
+    assert rows["w2"].endswith("exit 0"), rows
+
+
+@pytest.mark.parametrize(
+    ("capture", "patterns", "expected"),
+    [
+        (
+            b"\x1b[6GClaude\r\n\xe2\x97\x8f Second line of the reply.\r\n\r\n"
+            + b"\xe2\x9c\xbb Baked for 0s\r\n\r\n"
+            + "─".encode() * 200
+            + b"\r\n\xe2\x9d\xaf\xc2\xa0\r\n"
+            + "─".encode() * 200
+            + b"\r\n  ? for shortcuts \xc2\xb7 \xe2\x86\x90 for agents\x1b[183Ghigh\r\n",
+            CLAUDE_SCREEN_SKIP,
+            "● Second line of the reply.",
+        ),
+        (
+            b" Second line of the reply.\r\n\r\n"
+            + "─".encode() * 200
+            + b"\r\n\r\n"
+            + "─".encode() * 200
+            + b"\r\n/tmp/capcwdk90u5tye (main)\r\n"
+            + b"\xe2\x86\x9110 \xe2\x86\x9312 0.0%/128k (auto)\x1b[190G(local) m1",
+            PI_SCREEN_SKIP,
+            "Second line of the reply.",
+        ),
+    ],
+    ids=["claude", "pi"],
+)
+def test_the_default_skip_patterns_pass_over_the_agents_chrome(
+    capture: bytes, patterns: tuple[str, ...], expected: str
+) -> None:
+    terminal = Terminal(50, 200)
+    terminal.feed(capture)
+    assert meaningful_lines(terminal.text(), patterns)[-1] == expected, terminal.text()

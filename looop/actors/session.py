@@ -27,6 +27,8 @@ from looop.paths import DataDir
 from looop.procs import start_time
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
+RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
+
 
 @dataclass(frozen=True)
 class SessionSpec:
@@ -42,6 +44,7 @@ class SessionSpec:
     stall_after: float
     agent_session: str
     run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
+    screen_skip: tuple[str, ...] = ()  # regexes of screen lines `status` passes over (status bars)
 
 
 @dataclass
@@ -65,7 +68,9 @@ class Terminate:
 
 @dataclass(frozen=True)
 class Refresh:
-    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend."""
+    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend.
+    Asked (not told) when the pending ask is new: the reply comes once the worker's screen
+    shows what it printed before asking."""
 
     pending_ask: str | None
     claims: tuple[str, ...]
@@ -141,6 +146,7 @@ class SessionActor(SupervisedActor):
             "cost": {},
             "transcript": str(dd.transcript(spec.id)),
             "screen": str(dd.screen(spec.id)),
+            "screen_skip": list(spec.screen_skip),
             "prompt": str(dd.prompt(spec.id)),
             "up_pid": None,
             "up_process_start": None,
@@ -204,6 +210,8 @@ class SessionActor(SupervisedActor):
         elif isinstance(message, _Tick):
             self._check_stall()
         elif isinstance(message, Refresh):
+            if message.pending_ask and message.pending_ask != self._record["pending_ask"]:
+                self.pty.render_now(RENDER_WAIT)  # the root sees the screen that led to the ask
             self._record.update(
                 pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
             )
