@@ -72,13 +72,13 @@ def row_text(row: Any, columns: int) -> str:
         return ""
     cells = [row[x].data for x in range(min(columns, max(row) + 1))]
     text = "".join(cells)
-    if text.isascii():
+    if text.isascii() and len(text) == len(cells):  # one character a cell: nothing wide
         return text.rstrip()
     shown, wide = [], False
     for char in cells:
         if not wide:  # else the stub cell after a wide character
-            shown.append(char)
-        wide = not wide and wcwidth(char[0]) == 2
+            shown.append(char or " ")  # a stub whose wide character was overwritten: a blank
+        wide = not wide and bool(char) and wcwidth(char[0]) == 2
     return "".join(shown).rstrip()
 
 

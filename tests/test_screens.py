@@ -4,14 +4,16 @@ written before the root agent is shown an ask, and `status` shows a line worth r
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import orjson
+import pyte
 import pytest
 
 from looop.screens import CLAUDE_SCREEN_SKIP, PI_SCREEN_SKIP
 from looop.state import meaningful_lines
-from looop.term import Terminal
+from looop.term import Terminal, row_text
 from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for, worker
 
 # Byte strings as Claude Code 2.1.197 and pi 0.73.1 sent them to a 50x200 pty.
@@ -55,9 +57,41 @@ def test_the_sequences_agents_send_leave_no_stray_characters_even_split_across_r
 
 
 def test_text_placed_by_cursor_moves_keeps_its_spacing_and_links_keep_their_text() -> None:
-    terminal = Terminal(5, 200)
-    terminal.feed(b"Claude\x1b[13GCode\r\n" + CLAUDE_WORDS + b"\r\nsee " + PI_LINK)
-    assert terminal.lines()[:3] == ["Claude      Code", " " * 177 + "ctrl+g to edit in Vim", "see docs"]
+    output = b"Claude\x1b[13GCode\r\n" + CLAUDE_WORDS + b"\r\nsee " + PI_LINK
+    for cut in range(len(output) + 1):
+        terminal = Terminal(5, 200)
+        terminal.feed(output[:cut])
+        terminal.feed(output[cut:])
+        assert terminal.lines()[:3] == ["Claude      Code", " " * 177 + "ctrl+g to edit in Vim", "see docs"]
+
+
+def test_the_emulator_draws_text_as_pyte_does() -> None:
+    """`looop.term` draws runs of text faster than pyte; the screen must come out the same (and
+    a wide character's orphaned stub cell, which pyte's own `display` trips over, is a blank)."""
+    pieces = [
+        b"plain words ",
+        "wide 日本語 and combining e\u0301 ".encode(),
+        "box ─│╭╮ ".encode(),
+        b"\x1b[4h(insert)\x1b[4l",
+        b"\x1b(0qqq\x1b(B",
+        b"\r\n",
+        b"x" * 37,
+        b"z" * 11,
+        b"w" * 13,
+        b"\x1b[2;70H",
+        b"\x1b[?7l" + b"y" * 90 + b"\x1b[?7h",
+    ]
+    output = b"".join(random.Random(11).choices(pieces, k=1500))
+    terminal = Terminal(12, 80)
+    reference = pyte.Screen(80, 12)
+    stream = pyte.ByteStream(reference)
+    for start in range(0, len(output), 333):
+        terminal.feed(output[start : start + 333])
+        stream.feed(output[start : start + 333])
+        assert terminal.lines() == [row_text(reference.buffer[y], 80) for y in range(12)]
+    terminal = Terminal(3, 20)
+    terminal.feed("日本\x1b[1Ga".encode())  # half of 日 overwritten
+    assert terminal.lines()[0] == "a 本"
 
 
 def test_logs_and_the_screen_show_a_tui_as_its_terminal_did(looop: Looop, up: Up) -> None:
