@@ -83,7 +83,8 @@ def row_text(row: Any, columns: int) -> str:
 
 
 class _Screen(pyte.Screen):
-    """A pyte screen that keeps, when asked to, the lines that scroll off its top."""
+    """A pyte screen that keeps, when asked to, the lines that leave it: scrolled off its top,
+    or wiped by a clear-screen."""
 
     def __init__(self, columns: int, lines: int, keep_scrolled: bool) -> None:
         super().__init__(columns, lines)
@@ -110,6 +111,14 @@ class _Screen(pyte.Screen):
         self.cursor.x = x + len(data)
         self.dirty.add(self.cursor.y)
 
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if self.keep_scrolled and how in (2, 3):  # clear the screen: what it showed is kept
+            rows = [row_text(self.buffer[y], self.columns) for y in range(self.lines)]
+            while rows and not rows[-1]:
+                rows.pop()
+            self.scrolled.extend(rows)
+        super().erase_in_display(how, *args, **kwargs)
+
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.keep_scrolled and top == 0 and self.cursor.y == bottom:
@@ -119,8 +128,8 @@ class _Screen(pyte.Screen):
 
 class Terminal:
     """A terminal of `rows` x `cols` fed raw output. With `keep_scrolled`, the lines that scroll
-    off its top are kept for `take_scrolled` (a terminal's scrollback; a clear-screen does not
-    scroll, as in xterm)."""
+    off its top are kept for `take_scrolled` (a terminal's scrollback), and so are those a
+    clear-screen wipes (as VTE and kitty keep them): a log loses nothing a TUI cleared."""
 
     def __init__(self, rows: int, cols: int, keep_scrolled: bool = False) -> None:
         self._screen = _Screen(cols, rows, keep_scrolled)

@@ -107,6 +107,18 @@ def test_logs_and_the_screen_show_a_tui_as_its_terminal_did(looop: Looop, up: Up
     assert "     Claude Code   v2" in shown and "● done" in shown, shown  # not "u● done"
 
 
+def test_logs_keep_what_a_tui_cleared_off_the_screen_such_as_an_earlier_run(looop: Looop, up: Up) -> None:
+    up.configure(interactive=AGENT)
+    up.start()
+    looop.run("_", "worker", "start", "w1", script("say the first run", "exit"))
+    ended(looop, "w1")
+    looop.run("_", "worker", "start", "w1", script("say the second run", "exit"))  # clears the screen
+    wait_for(lambda: "second run" in screen(looop, "w1") and not worker(looop, "w1")["alive"])
+    logs = looop.run("logs", "w1").stdout.splitlines()
+    assert logs.count("● the first run") == 1 and logs.count("● the second run") == 1, logs
+    assert logs.index("● the first run") < logs.index("● the second run")
+
+
 def test_logs_follow_prints_lines_as_they_scroll_off_then_the_last_screen(looop: Looop, up: Up) -> None:
     up.configure(interactive=AGENT)
     up.start()
