@@ -3,14 +3,16 @@
 A library, not an actor: `looop.actors.session` drives it. One thread (the caller of `pump`)
 owns every read of the pty and every waitpid, as pexpect requires; signals may come from any
 thread. The pty is drained continuously, so a child never blocks on a full pty buffer; what it
-prints goes to a size-capped, rotated transcript and to a terminal emulator (pyte) whose screen
-is written as plain text at most every `SCREEN_EVERY` seconds.
+prints goes to a size-capped, rotated transcript and to a terminal emulator (`looop.term`) whose
+screen is written as plain text at most every `SCREEN_EVERY` seconds while output flows, as soon
+as it pauses, and on request (before the root agent is shown a new ask).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import threading
 import time
@@ -20,12 +22,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pexpect
-import pyte
 
 from looop.errors import LooopError, StorageError
 from looop.fsio import atomic_write, open_private, replace
+from looop.term import COLS, ROWS, Terminal
 
-ROWS, COLS = 50, 200
 CHUNK = 65536
 TICK = 0.2
 IDLE_TICK = 1.0  # output and hang-ups wake poll() at once; the tick only times quiet and renders
@@ -98,8 +99,7 @@ class Screen:
 
     def __init__(self, path: Path, rows: int = ROWS, cols: int = COLS) -> None:
         self.path = path
-        self._screen = pyte.Screen(cols, rows)
-        self._stream = pyte.ByteStream(self._screen)
+        self._terminal = Terminal(rows, cols)
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._due = 0.0
@@ -124,10 +124,9 @@ class Screen:
             # what scrolled away is gone anyway: restart the terminal at a line boundary
             data = data[-SCREEN_TAIL:]
             data = data[data.find(b"\n") + 1 :]
-            self._screen.reset()
-            self._stream = pyte.ByteStream(self._screen)
-        self._stream.feed(data)
-        text = "\n".join(line.rstrip() for line in self._screen.display).rstrip() + "\n"
+            self._terminal.reset()
+        self._terminal.feed(data)
+        text = self._terminal.text()
         if text == self.text:
             return False
         self.text = text
@@ -140,6 +139,14 @@ class Screen:
         (lowercase)? Only consulted when output has gone quiet."""
         lowered = self.text.lower()
         return any(marker in lowered for marker in markers)
+
+
+def _read_ready(child: pexpect.spawn) -> bytes:
+    """What the pty holds now (b"" if nothing); EOF once it closed and the leader is gone."""
+    try:
+        return bytes(child.read_nonblocking(CHUNK, timeout=0))
+    except pexpect.TIMEOUT:
+        return b""
 
 
 def exec_problem(argv: list[str], env: dict[str, str], cwd: str) -> str | None:
@@ -183,6 +190,11 @@ class PtySession:
         self.child: pexpect.spawn | None = None
         self.pid = 0
         self.last_output: float | None = None
+        # `render_now` wakes the pump through this pipe (made at spawn, closed by the pump when
+        # done); the pump sets each request's event once it has rendered
+        self._wake: tuple[int, int] | None = None
+        self._render_lock = threading.Lock()
+        self._render_requests: list[threading.Event] = []
 
     def spawn(self) -> int:
         """Start the agent; return its pid (also its process group).
@@ -229,6 +241,7 @@ class PtySession:
         except Exception as exc:  # reported by the child: ptyprocess re-raises it by its type's name
             raise SpawnError(f"cannot start {name}: {exc}") from None
         self.pid = int(self.child.pid)
+        self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         return self.pid
 
     def signal_group(self, sig: signal.Signals) -> None:
@@ -244,6 +257,30 @@ class PtySession:
             with contextlib.suppress(OSError):
                 child.send(keys.encode())
 
+    def render_now(self, timeout: float) -> bool:
+        """Have the pump read all the agent has printed so far and write the screen; wait up to
+        `timeout` for it. True once done (or nothing is left to render)."""
+        done = threading.Event()
+        with self._render_lock:
+            if self._wake is None:
+                return True  # not started, or ended (its last screen is written)
+            self._render_requests.append(done)
+            with contextlib.suppress(BlockingIOError):  # a full pipe: a wake-up is pending anyway
+                os.write(self._wake[1], b"!")
+        return done.wait(timeout)
+
+    def _take_render_requests(self, last: bool = False) -> list[threading.Event]:
+        with self._render_lock:
+            requests, self._render_requests = self._render_requests, []
+            if self._wake is not None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake[0], 4096)
+                if last:
+                    os.close(self._wake[0])
+                    os.close(self._wake[1])
+                    self._wake = None
+        return requests
+
     def pump(
         self,
         on_activity: ActivitySink,
@@ -255,7 +292,9 @@ class PtySession:
         Runs in the one thread that owns the pty. Output that the leader's children still print
         after its exit is drained for at most `CHECK_EVERY` seconds more (the end of the worker
         ends them). `on_tick` is called every `CHECK_EVERY` seconds, `on_screen` with the
-        screen's text whenever it changed.
+        screen's text whenever it changed. The screen is rendered at most every `SCREEN_EVERY`
+        seconds while output flows, at once when it pauses for a read tick, and on request
+        (`render_now`) after reading everything printed so far.
         """
         child = self.child
         assert child is not None, "spawn() first"
@@ -263,42 +302,63 @@ class PtySession:
         quiet_since = time.monotonic()
         next_check = quiet_since + CHECK_EVERY
         gone_at: float | None = None
-        while True:
-            try:
-                data = child.read_nonblocking(CHUNK, timeout=TICK if active else IDLE_TICK)
-            except pexpect.TIMEOUT:
-                data = b""
-            except pexpect.EOF:
-                break
-            now = time.monotonic()
-            if data:
-                self.last_output = time.time()
-                self.transcript.write(data)
-                self.screen.feed(data)
-                if not active:
-                    active = True
-                    on_activity(True, self.last_output)
-                quiet_since = now
-            if self.screen.render(now) and on_screen is not None:
-                on_screen(self.screen.text)
-            if now >= next_check:
-                next_check = now + CHECK_EVERY
-                if on_tick is not None:
-                    on_tick()
-                if gone_at is None and not child.isalive():
-                    gone_at = now  # the leader exited, but something it left holds the pty open
-            if gone_at is not None and (not data or now - gone_at > CHECK_EVERY):
-                break  # what is left gets ended: drain only what it printed so far
-            if (
-                active
-                and now - quiet_since >= self.idle_after
-                and not self.screen.shows_busy(self.busy_markers)
-            ):
-                active = False
-                on_activity(False, self.last_output or time.time())
+        poller = select.poll()
+        poller.register(child.child_fd, select.POLLIN | select.POLLPRI)
+        assert self._wake is not None
+        wake = self._wake[0]
+        poller.register(wake, select.POLLIN)
+
+        def take(data: bytes) -> None:
+            self.last_output = time.time()
+            self.transcript.write(data)
+            self.screen.feed(data)
+
+        try:
+            while True:
+                try:
+                    woken = dict(poller.poll((TICK if active else IDLE_TICK) * 1000))
+                except InterruptedError:
+                    woken = {}
+                requests = self._take_render_requests() if wake in woken else []
+                data = _read_ready(child)
+                now = time.monotonic()
+                if data:
+                    take(data)
+                    if not active:
+                        active = True
+                        on_activity(True, self.last_output or time.time())
+                    quiet_since = now
+                for _ in range(16) if requests else ():  # what is already printed, not a flood
+                    more = _read_ready(child)
+                    if not more:
+                        break
+                    take(more)
+                if self.screen.render(now, force=bool(requests) or not data) and on_screen is not None:
+                    on_screen(self.screen.text)
+                for request in requests:
+                    request.set()
+                if now >= next_check:
+                    next_check = now + CHECK_EVERY
+                    if on_tick is not None:
+                        on_tick()
+                    if gone_at is None and not child.isalive():
+                        gone_at = now  # the leader exited, but something it left holds the pty open
+                if gone_at is not None and (not data or now - gone_at > CHECK_EVERY):
+                    break  # what is left gets ended: drain only what it printed so far
+                if (
+                    active
+                    and now - quiet_since >= self.idle_after
+                    and not self.screen.shows_busy(self.busy_markers)
+                ):
+                    active = False
+                    on_activity(False, self.last_output or time.time())
+        except pexpect.EOF:
+            pass
         while child.isalive():  # the pty closed but the leader lives on: wait for it (still this thread)
             time.sleep(TICK)
         self.screen.render(time.monotonic(), force=True)
+        for request in self._take_render_requests(last=True):
+            request.set()
         self.transcript.close()
         exit_status = Exit(child.exitstatus, child.signalstatus)
         with contextlib.suppress(Exception):

@@ -95,9 +95,15 @@ complete_goals = _ids_in("goals", ".md")
 
 @cli.command("logs", context_settings=CONTEXT)
 @click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the worker ends.")
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep printing until the worker ends: each line once it scrolls off the screen, then the screen.",
+)
 def logs_command(worker_id: str, follow: bool) -> None:
-    """Print worker ID's transcript as clean text (escape codes removed)."""
+    """Print worker ID's output as its terminal showed it (a 50x200 terminal emulator: the lines
+    that scrolled off, then the last screen). Only the newest 4 MB are rendered (a few seconds)."""
     from looop.follow import print_transcript
     from looop.ids import check_session_id
     from looop.sessions import live_record

@@ -1,44 +1,58 @@
-"""`looop logs` and `looop tail`: a worker's transcript as clean text, and the journal, printed
-or followed as they grow."""
+"""`looop logs` and `looop tail`: a worker's transcript as the text its terminal showed, and the
+journal, printed or followed as they grow."""
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from looop.fsio import tail_lines
+from looop.term import COLS, ROWS, Terminal
 
 POLL = 0.2
-# CSI (colours, cursor moves), OSC (titles, links), and the short escapes TUIs use
-ESCAPES = re.compile(
-    rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[@-Z\\-_78=>]"
-)
-CONTROLS = re.compile(rb"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
+RENDERED = 4 * 1024 * 1024  # the most transcript `logs` renders: the newest (pyte parses ~1 MB/s)
 
 
-def clean(data: bytes) -> str:
-    """Terminal output as the text a person would read: no escape codes, a carriage return
-    overwriting its line as it did on screen."""
-    data = ESCAPES.sub(b"", data).replace(b"\r\n", b"\n")
-    lines = []
-    for line in data.split(b"\n"):
-        line = line.rstrip(b"\r").rsplit(b"\r", 1)[-1]
-        lines.append(CONTROLS.sub(b"", line).decode(errors="replace").rstrip())
-    return "\n".join(lines)
+class Scrollback:
+    """What a terminal of the worker's pty size showed: the lines that scrolled off its top,
+    each handed out once it has (a TUI may still redraw anything on the screen), then the
+    final screen."""
+
+    def __init__(self) -> None:
+        self.terminal = Terminal(ROWS, COLS, keep_scrolled=True)
+
+    def feed(self, data: bytes) -> list[str]:
+        """Take output; return the lines it scrolled off the screen."""
+        self.terminal.feed(data)
+        return self.terminal.take_scrolled()
+
+    def finish(self) -> list[str]:
+        """The lines not handed out yet, then the screen (its blank bottom left out)."""
+        screen = self.terminal.text().rstrip("\n")
+        return self.terminal.take_scrolled() + (screen.split("\n") if screen else [])
 
 
 def print_transcript(transcript: Path, follow: bool, still_running: Callable[[], bool]) -> None:
-    """The rotated part, then the live one; with `follow`, new output until the worker ends."""
+    """The rotated part, then the live one, as a terminal of the worker's size showed them
+    (scrollback, then the screen); with `follow`, each line once it scrolls off the screen,
+    and the screen when the worker ends. Of a longer transcript only the newest `RENDERED`
+    bytes are rendered."""
     older = transcript.with_name(transcript.name + ".1")
-    for part in (older, transcript):
-        if part.exists():
-            _write(clean(part.read_bytes()).rstrip("\n") + "\n")
+    data = older.read_bytes() if older.exists() else b""
+    live = transcript.read_bytes() if transcript.exists() else b""
+    data += live
+    view = Scrollback()
+    if len(data) > RENDERED:
+        data = data[-RENDERED:]
+        data = data[data.find(b"\n") + 1 :]  # start the terminal at a line boundary
+        _write(f"[older output left out: only the last {RENDERED // (1024 * 1024)} MB are shown]\n")
+    _write_lines(view.feed(data))
     if follow:
-        _follow(transcript, lambda chunk: _write(clean(chunk) + "\n"), still_running)
+        _follow(transcript, lambda chunk: _write_lines(view.feed(chunk)), still_running, len(live))
+    _write_lines(view.finish())
 
 
 def print_journal(journal: Path, count: int, follow: bool) -> None:
@@ -46,13 +60,22 @@ def print_journal(journal: Path, count: int, follow: bool) -> None:
     for line in tail_lines(journal, count):
         _write(line + "\n")
     if follow:
-        _follow(journal, lambda chunk: _write(chunk.decode(errors="replace") + "\n"), lambda: True)
+        _follow(
+            journal, lambda chunk: _write(chunk.decode(errors="replace") + "\n"), lambda: True, lines=True
+        )
 
 
-def _follow(path: Path, emit: Callable[[bytes], None], keep_going: Callable[[], bool]) -> None:
-    """Emit whole new lines as `path` grows (a rotation or replacement starts it over) until
-    `keep_going()` turns false with nothing left to read."""
-    offset = path.stat().st_size if path.exists() else 0
+def _follow(
+    path: Path,
+    emit: Callable[[bytes], None],
+    keep_going: Callable[[], bool],
+    offset: int | None = None,
+    lines: bool = False,
+) -> None:
+    """Emit what `path` gains past `offset` (its size now if None) as it grows, in whole lines
+    when `lines` (a rotation or replacement starts it over), until `keep_going()` turns false
+    with nothing left to read."""
+    offset = (path.stat().st_size if path.exists() else 0) if offset is None else offset
     identity = _identity(path)
     pending = b""
     while True:
@@ -66,7 +89,7 @@ def _follow(path: Path, emit: Callable[[bytes], None], keep_going: Callable[[], 
                 data = handle.read()
             offset += len(data)
         pending += data
-        complete, _, pending = pending.rpartition(b"\n")
+        complete, _, pending = pending.rpartition(b"\n") if lines else (pending, b"", b"")
         if complete:
             emit(complete)
         if not data:
@@ -83,6 +106,11 @@ def _identity(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino
+
+
+def _write_lines(lines: list[str]) -> None:
+    if lines:
+        _write("".join(line + "\n" for line in lines))
 
 
 def _write(text: str) -> None:

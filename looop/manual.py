@@ -29,7 +29,7 @@ HOW TO RUN IT
   3. looop down      stop the pulse and every live worker
   `looop status` shows the pulse and the state (what needs a decision first,
   then a table of workers); `looop logs ID [-f]` prints or follows a
-  worker's output as clean text; `looop tail` follows the journal.
+  worker's output as its terminal showed it; `looop tail` follows the journal.
   `looop up --foreground` runs attached (for a systemd/launchd unit); its
   log is up.log in the data dir. Shell completion of ids:
   eval "$(_LOOOP_COMPLETE=bash_source looop)"   (zsh_source, fish_source)

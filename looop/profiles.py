@@ -57,6 +57,32 @@ class Profile:
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
 
 
+# Screen chrome: regexes of the lines `looop status` passes over when it shows a worker's last
+# screen line (kept in its `state.json` as `screen_skip`), each searched in a line with its
+# trailing blanks removed. Checked against Claude Code 2.1.197 and pi 0.73.1 in a 50x200 pty.
+
+# Rules and the input box's borders, the empty prompt, the mode line under the box
+# ("? for shortcuts", "⏵⏵ accept edits on (shift+tab to cycle)"), the busy and done spinners
+# ("✻ Baking… (esc to interrupt)", "✻ Baked for 3s"), the editor hint.
+CLAUDE_SCREEN_SKIP: tuple[str, ...] = (
+    r"^[\s─━═│┃╭╮╰╯┌┐└┘├┤╌╍]*$",
+    "^[│┃]?\\s*[>\u276f]?\\s*[│┃]?$",  # \u276f: the prompt mark
+    r"\? for shortcuts",
+    r"⏵⏵|accept edits on|bypass permissions on|plan mode on|shift\+tab to cycle",
+    r"esc to interrupt",
+    r"^\S\s\w+ for \d+(\.\d+)?[smh]\b",
+    r"ctrl\+g to edit",
+)
+
+# Rules, the footer: the working directory (with its git branch) and the token counter with
+# the model ("↑1.2k ↓340 $0.004 0.7%/128k (auto)   (provider) model"), the busy line.
+PI_SCREEN_SKIP: tuple[str, ...] = (
+    r"^[\s─━]*$",
+    r"^[~/]\S*( \([^)]*\))?$",
+    r"\d%/\d+(\.\d+)?[kM]\b",
+    r"esc(ape)? to interrupt|Working\.\.\.",
+)
+
 # what a terminal program that waits for one key tends to show
 PROMPT_MARKERS = (r"\((?:y/n|yes/no)\)|\[(?:y/N|Y/n)\]", r"Press (?:Enter|any key)")
 
@@ -119,14 +145,7 @@ CLAUDE = Profile(
     dialogs=(_CLAUDE_TRUST, _CLAUDE_PERMISSION),
     blocked_markers=(r"Esc to cancel", r"Enter to confirm", "\u276f 1\\. ", *PROMPT_MARKERS),
     busy_markers=("esc to interrupt",),
-    screen_skip=(
-        r"^[\s│|╭╮╰╯─┌┐└┘━]*$",  # borders of the input box
-        r"^[│|]?\s*>\s*[│|]?$",  # the empty prompt
-        r"\? for shortcuts",
-        r"^\s*⏵⏵",  # the mode line (accept edits on, bypass permissions on)
-        r"shift\+tab to cycle",
-        r"^\s*(?:Auto-update|Tip:)",
-    ),
+    screen_skip=CLAUDE_SCREEN_SKIP,
 )
 
 PI = Profile(
@@ -149,17 +168,11 @@ PI = Profile(
     ),
     blocked_markers=PROMPT_MARKERS,
     busy_markers=("working...", "esc to interrupt"),
-    screen_skip=(
-        r"^[\s─━│|]*$",  # rules around the editor
-        r"↑\s*\d|↓\s*\d|\$\d+\.\d+|\d+(?:\.\d+)?k?/\d+(?:\.\d+)?k",  # the token and cost counter
-        r"^\s*~?/\S*\s*(?:\(.*\))?\s*$",  # the working directory line
-        r"^\s*\S+\s+•\s+\S+",  # provider • model
-    ),
+    screen_skip=PI_SCREEN_SKIP,
 )
 
 BUILT_IN: dict[str, Profile] = {p.name: p for p in (CLAUDE, PI)}
 GENERIC = Profile(name="generic", command=(), blocked_markers=PROMPT_MARKERS)
-OVERRIDABLE = ("command", "resume", "settings", "dialogs", "blocked_markers", "busy_markers", "screen_skip")
 
 
 def profile_of(

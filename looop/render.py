@@ -74,7 +74,10 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
     rows = [["ID", "STATE", "AGE", "SPEND", "ASK", "SCREEN / END"]]
     for worker in working + done[:DONE_SHOWN]:
         started = _time(worker.get("started")) or now
-        last = worker.get("screen_line" if worker["alive"] else "end_reason") or ""
+        if worker["alive"]:
+            last = worker.get("screen_line") or ""
+        else:  # why it ended: the error it showed, if it failed and showed one
+            last = worker.get("error_line") or worker.get("end_reason") or ""
         rows.append(
             [
                 worker["id"],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
+import re
 from typing import Any
 
 import orjson
@@ -20,6 +23,10 @@ from looop.paths import DataDir
 from looop.sessions import observed, worker_records
 from looop.upstatus import read_status
 
+# A screen line that reads like the reason a worker failed (shown for a worker that ended badly)
+ERROR_LINE = re.compile(
+    r"(?i)\b(error|errors|failed|failure|fatal|exception|traceback|panic|denied|refused|cannot|unable)\b"
+)
 MAX_READING = 128 * 1024  # above the pulse's own 64 KiB cap: a guard against hand-made files
 
 
@@ -56,7 +63,11 @@ def read_workers(
             problems.append(record.message)
             continue
         view = observed(record, session, pending.get(session))
-        view["screen_line"] = last_screen_line(dd, session)
+        skip = record.get("screen_skip")
+        lines = screen_lines(dd, session, tuple(skip) if isinstance(skip, list) else ())
+        view["screen_line"] = lines[-1] if lines else ""
+        if _failed(view):
+            view["error_line"] = next((line for line in reversed(lines) if ERROR_LINE.search(line)), "")
         workers.append(view)
     return workers, problems
 
@@ -67,15 +78,42 @@ def safety_settings(config: Config | None) -> dict[str, Any]:
     return {name: getattr(Config if config is None else config, name) for name in names}
 
 
-def last_screen_line(dd: DataDir, session: str) -> str:
-    """The last non-empty line the worker's screen shows (what an operator glances at)."""
+def screen_lines(dd: DataDir, session: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """The worker's screen lines worth a glance (see `meaningful_lines`)."""
     try:
         with open(dd.screen(session), "rb") as handle:
             text = handle.read(64 * 1024).decode(errors="replace")
     except OSError:
-        return ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        return []
+    return meaningful_lines(text, skip)
+
+
+def meaningful_lines(screen: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """A screen's lines that are not empty and match none of the `skip` regexes (an agent's
+    status bars: each is searched in the line as shown, trailing blanks removed; one that does
+    not compile is ignored), stripped."""
+    patterns = _compiled(skip)
+    return [
+        line.strip()
+        for line in screen.splitlines()
+        if line.strip() and not any(pattern.search(line.rstrip()) for pattern in patterns)
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for pattern in patterns:
+        with contextlib.suppress(re.error, TypeError, RecursionError):
+            compiled.append(re.compile(pattern))
+    return tuple(compiled)
+
+
+def _failed(view: dict[str, Any]) -> bool:
+    """Did this worker end on its own badly: a non-zero exit, or a signal nobody sent it?"""
+    if view.get("alive"):
+        return False
+    return view.get("state") == "dead" or (view.get("state") == "exited" and view.get("exit_code") != 0)
 
 
 def world_hash(

@@ -8,6 +8,7 @@ the last positional argument is the prompt (`-` reads it from stdin).
 
 Script lines in the prompt start with `FAKE:`:
     FAKE: say TEXT                 print a line
+    FAKE: emit TEXT                write TEXT as is, its Python escapes (\\x1b, \\r\\n) decoded
     FAKE: ask QUESTION [| a,b]     `_ ask`, blocking; the answer is kept as {answer}
     FAKE: claim RES / unclaim RES  `_ claim` / `_ unclaim`; the result is printed
     FAKE: claim-until RES          retry `_ claim` every 0.1 s until it is granted
@@ -102,6 +103,10 @@ def step(line: str) -> None:
     session = os.environ["LOOOP_SESSION_ID"]
     if verb == "say":
         say(fill(rest))
+    elif verb == "emit":
+        text = rest.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        sys.stdout.buffer.write(text.encode())
+        sys.stdout.flush()
     elif verb == "ask":
         question, _, options = rest.partition("|")
         args = ["_", "ask", session, "--prompt", question.strip()]

@@ -76,7 +76,7 @@ class MailboxActor(SupervisedActor):
         dd: DataDir,
         handlers: dict[str, Handler],
         link: Link,
-        on_change: Callable[[World], None] | None = None,
+        on_change: Callable[[World], bool] | None = None,
     ) -> None:
         super().__init__(link)
         self.dd = dd
@@ -117,12 +117,17 @@ class MailboxActor(SupervisedActor):
             for channel in self._pending:
                 channel.keepalive()
         elif isinstance(message, Changed):
-            world: World = functools.cache(lambda: gather(self.dd))
-            if self.on_change is not None:
-                self.on_change(world)
-            self._check(world)
+            self._changed()
         else:
             super().handle(message)
+
+    def _changed(self) -> None:
+        """Let `on_change` see the world (it has a new ask's screen written first), then wake
+        whoever waits for it."""
+        world: World = functools.cache(lambda: gather(self.dd))
+        if self.on_change is not None and self.on_change(world):
+            world = functools.cache(lambda: gather(self.dd))  # screens were written: read again
+        self._check(world)
 
     # threads ----------------------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class MailboxActor(SupervisedActor):
             # wait_print: reply with the state as `_ wait` prints it (see looop.fastclient)
             shown = _format(request) if op == "wait_print" else None
             self._world_waiters.append(_WorldWaiter(conn, str(request.get("since", "")), shown))
-            self._check()
+            self._changed()  # an ask filed since the last change is not shown before its screen
         elif op == "state":
             threading.Thread(target=self._serve_state, args=(conn, _format(request)), daemon=True).start()
         elif op == "answer":

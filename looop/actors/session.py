@@ -30,6 +30,7 @@ from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
+RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ class Terminate:
 
 @dataclass(frozen=True)
 class Refresh:
-    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend."""
+    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend.
+    Asked (not told) when the pending ask is new: the reply comes once the worker's screen
+    shows what it printed before asking."""
 
     pending_ask: str | None
     claims: tuple[str, ...]
@@ -165,6 +168,7 @@ class SessionActor(SupervisedActor):
             "cost": {},
             "transcript": str(dd.transcript(spec.id)),
             "screen": str(dd.screen(spec.id)),
+            "screen_skip": list(spec.profile.screen_skip),
             "prompt": str(dd.prompt(spec.id)),
             "up_pid": None,
             "up_process_start": None,
@@ -238,6 +242,8 @@ class SessionActor(SupervisedActor):
             self._check_dialog()
             self._update_live_state()
         elif isinstance(message, Refresh):
+            if message.pending_ask and message.pending_ask != self._record["pending_ask"]:
+                self.pty.render_now(RENDER_WAIT)  # the root sees the screen that led to the ask
             self._record.update(
                 pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
             )
