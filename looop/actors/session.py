@@ -30,6 +30,7 @@ from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
+DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
 
 
@@ -135,6 +136,7 @@ class SessionActor(SupervisedActor):
         self._screen_text = ""
         self._dialog: tuple[str, str] | None = None  # the known dialog on screen: (name, concern)
         self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
+        self._typed: tuple[tuple[str, str], float] | None = None  # the dialog last answered, when
         self._exit: Exit | None = None
         self._exited = threading.Event()
         self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
@@ -295,6 +297,13 @@ class SessionActor(SupervisedActor):
         dialog, concern = shown
         if self._dialog == (dialog.name, concern) or self._dialog_ask is not None:
             return
+        typed = self._typed
+        if (
+            typed is not None
+            and typed[0] == (dialog.name, concern)
+            and time.monotonic() - typed[1] < DIALOG_SETTLE
+        ):
+            return  # the agent is still redrawing the dialog it was just answered
         if self._record["pending_ask"]:
             return  # the agent's own hook asks about it already (`_ dialog`)
         if dialog.hooked and self._active is not False:
@@ -334,6 +343,8 @@ class SessionActor(SupervisedActor):
             journal.record(self.dd, "dialog", self.spec.id, f"{ask_id}: no keys for {answer!r}", who="looop")
             return
         self.pty.type(keys)
+        if self._dialog is not None:
+            self._typed = (self._dialog, time.monotonic())
         journal.record(
             self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: typed {answer!r} ({ask_id})", who="looop"
         )
