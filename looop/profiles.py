@@ -148,24 +148,19 @@ CLAUDE = Profile(
     screen_skip=CLAUDE_SCREEN_SKIP,
 )
 
+# pi continues a session file named on its command line, so the one command starts and resumes
+_PI_COMMAND = (
+    "pi",
+    "--session",
+    "{session_dir}/pi-{session_uuid}.jsonl",
+    "--append-system-prompt",
+    "{contract_file}",
+    "{task}",
+)
 PI = Profile(
     name="pi",
-    command=(
-        "pi",
-        "--session",
-        "{session_dir}/pi-{session_uuid}.jsonl",
-        "--append-system-prompt",
-        "{contract_file}",
-        "{task}",
-    ),
-    resume=(
-        "pi",
-        "--session",
-        "{session_dir}/pi-{session_uuid}.jsonl",
-        "--append-system-prompt",
-        "{contract_file}",
-        "{task}",
-    ),
+    command=_PI_COMMAND,
+    resume=_PI_COMMAND,
     blocked_markers=PROMPT_MARKERS,
     busy_markers=("working...", "esc to interrupt"),
     screen_skip=PI_SCREEN_SKIP,
