@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment
+from tests.agent_clis import CLAUDES, agent_environment
 from tests.conftest import LOOOP, Looop, Up, ended, report
 from tests.model_server import Bash, ModelServer
 
@@ -28,6 +28,7 @@ INTERACTIVE = {
     "pi": ["pi", "--offline", "--append-system-prompt", "{contract_file}", "{task}"],
     "claude": ["claude", "--allowedTools=Bash", "--append-system-prompt", "{contract}", "{task}"],
 }
+INTERACTIVE["claude-newest"] = INTERACTIVE["claude"]  # the same program, its newest version
 
 ASK = '"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Deploy to staging?" --options yes,no'
 COST = '"$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" 0.25 --unit usd --note "scripted tokens"'
@@ -89,7 +90,7 @@ def wait_ask(looop: Looop, timeout: float = 90) -> dict[str, Any]:
 
 @pytest.mark.real_agent
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("agent", ["pi", "claude"])
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
 def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_report_and_ends_itself(
     agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
@@ -123,7 +124,7 @@ def test_a_real_agent_worker_asks_gets_the_answer_reports_its_cost_writes_a_repo
 
 @pytest.mark.real_agent
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("agent", ["pi", "claude"])
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
 def test_two_real_agent_workers_of_one_fleet_each_follow_their_own_script_and_get_their_own_answer(
     agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
@@ -157,8 +158,9 @@ def test_two_real_agent_workers_of_one_fleet_each_follow_their_own_script_and_ge
 
 @pytest.mark.real_agent
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("agent", CLAUDES)
 def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dialog(
-    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     """The shape a narrow Claude Code profile needs: an allow rule for the absolute looop path and
     verbs spelled with it and the literal session id (with `"$LOOOP_BIN"` or `answer=$(...)` the
@@ -172,7 +174,7 @@ def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dia
         "{contract}",
         "{task}",
     ]
-    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive)
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive)
     script = model_server.script(
         "w1",
         Bash(f'{LOOOP} _ ask w1 --prompt "Deploy to staging?" --options yes,no'),
@@ -188,4 +190,4 @@ def test_a_claude_worker_allowed_only_looops_verbs_reaches_its_ask_without_a_dia
     final = ended(looop, "w1")
     assert (final["end_reason"], final["cost"]) == ("ended itself", {"usd": 0.5})
     assert script.results[0].splitlines()[-1] == "no" and script.results[1] == "w1: total 0.5 usd"
-    print(f"\nclaude, narrow rule: {time.monotonic() - began:.1f}s")
+    print(f"\n{agent}, narrow rule: {time.monotonic() - began:.1f}s")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent_clis import CLAUDES, program
 from tests.conftest import LOOOP, Looop, Up, ended, report, wait_for, worker
 from tests.model_server import Bash, ModelServer, Say
 from tests.test_real_agents import real_fleet, wait_ask
@@ -40,34 +41,35 @@ def answer_next(looop: Looop, answer: str) -> dict[str, Any]:
     return ask
 
 
-@pytest.mark.parametrize("agent", ["pi", "claude"])
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
 def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_itself(
     agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=program(agent))
     script = model_server.script("w1", Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
 
     ask = answer_next(looop, "yes")
     assert (ask["worker"], ask["prompt"], ask["options"]) == ("w1", "Deploy to staging?", ["yes", "no"])
     assert script.wait_results(1)[0].strip() == "yes"  # the answer and nothing else
-    if agent == "claude":  # writing outside its folder is asked about, through the hook
+    if program(agent) == "claude":  # writing outside its folder is asked about, through the hook
         asked = answer_next(looop, "yes")
         assert asked["prompt"].startswith("Claude Code asks permission to use Bash: printf")
         assert asked["options"] == ["yes", "always", "no"] and "reports/w1-result.md" in asked["reference"]
     assert report(looop, "w1-result.md") == "answer=yes\n"
     final = ended(looop, "w1")
     assert (final["state"], final["end_reason"], final["cost"]) == ("killed", "ended itself", {"usd": 0.25})
-    assert final["profile"] == agent and not looop.state()["asks"]
+    assert final["profile"] == program(agent) and not looop.state()["asks"]
     print(f"\n{agent} profile: {time.monotonic() - began:.1f}s")
 
 
+@pytest.mark.parametrize("agent", CLAUDES)
 def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_and_it_carries_on(
-    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude")
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive="claude")
     target = work.parent / "outside" / "denied"
     script = model_server.script("w1", Bash(f"mkdir -p {target.parent} && touch {target}"), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the file.")
@@ -79,14 +81,15 @@ def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_a
     assert "The root agent said no" in script.wait_results(1)[0]
     assert ended(looop, "w1")["end_reason"] == "ended itself"  # it went on to its next step
     assert not target.exists()
-    print(f"\nclaude denial: {time.monotonic() - began:.1f}s")
+    print(f"\n{agent} denial: {time.monotonic() - began:.1f}s")
 
 
+@pytest.mark.parametrize("agent", CLAUDES)
 def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
-    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude", trusted=False)
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive="claude", trusted=False)
     script = model_server.script("w1", Bash(ASK), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
 
@@ -98,15 +101,15 @@ def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
     assert ask["prompt"] == "Deploy to staging?" and script.wait_results(1)[0].strip() == "no"
     ended(looop, "w1")
     assert "trust dialog: typed 'yes'" in looop.journal()
-    print(f"\nclaude trust: {time.monotonic() - began:.1f}s")
+    print(f"\n{agent} trust: {time.monotonic() - began:.1f}s")
 
 
-@pytest.mark.parametrize("agent", ["pi", "claude"])
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
 def test_resume_continues_the_same_conversation(
     agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=program(agent))
     script = model_server.script("w1", Bash(ASK), Say("Waiting for the next step."), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
     answer_next(looop, "yes")
