@@ -30,6 +30,10 @@ class Dialog:
     pattern: str
     question: str
     keys: dict[str, str]
+    # the hook event of the profile's settings file that answers this dialog when the settings
+    # have it: then the screen is not read for it (the agent shows the dialog while its hook
+    # runs, and reading it too would ask the root agent twice about one request)
+    hook: str | None = None
 
     def find(self, screen: str) -> str | None:
         """What this dialog concerns when the screen shows it ("" when it names nothing), else None."""
@@ -68,10 +72,11 @@ PROMPT_MARKERS = (r"\((?:y/n|yes/no)\)|\[(?:y/N|Y/n)\]", r"Press (?:Enter|any ke
 # mode" before "4. No": a digit picks an option at once, Escape declines in both.
 _CLAUDE_PERMISSION = Dialog(
     "permission",
-    r"(?:Bash command\s*\n(?:(?:.*\n)*?\s*╌{3,}\s*\n)?\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?"
+    r"(?:Bash command\s*\n(?:(?:.*\n)*?\s*╌{3,}\s*\n)?\s*(?:│\s*)?(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?"
     r".*Do you want to proceed\?",
     "Claude Code asks permission to run this command. Allow it?",
     {"yes": "1", "always": "2", "no": "\x1b"},
+    hook="PermissionRequest",
 )
 _TRUST_QUESTION = (
     "Claude Code asks whether to trust the files in this folder (it may run code from it). Trust it?"
@@ -252,8 +257,12 @@ def filled_settings(profile: Profile, looop: str, session: str) -> dict[str, Any
 
 
 def shown_dialog(profile: Profile, screen: str) -> tuple[Dialog, str] | None:
-    """The first known dialog the screen shows, with what it concerns."""
+    """The first known dialog the screen shows, with what it concerns (leaving out the dialogs
+    a hook of the profile's settings answers)."""
+    hooks = (profile.settings or {}).get("hooks") or {}
     for dialog in profile.dialogs:
+        if dialog.hook is not None and dialog.hook in hooks:
+            continue
         concern = dialog.find(screen)
         if concern is not None:
             return dialog, concern

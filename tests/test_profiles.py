@@ -97,7 +97,8 @@ def test_a_bad_profile_in_the_config_is_one_line_naming_it(
 def test_a_known_dialog_on_the_screen_becomes_an_ask_and_its_answer_is_typed(
     looop: Looop, up: Up, tmp_path: Path
 ) -> None:
-    up.configure(interactive="claude", kill_grace="1s", idle_after="1s")
+    # a plain argv of claude keeps its dialogs but has no settings file, so no hook answers them
+    up.configure(interactive=["claude", "{task}"], kill_grace="1s", idle_after="1s")
     up.start(PATH=posing_as(tmp_path, "claude"))
     looop.run("_", "worker", "start", "w1", script("dialog touch /tmp/x", "dialog rm -r build", "exit"))
     for command, answer in (("touch /tmp/x", "always"), ("rm -r build", "no")):
@@ -109,6 +110,20 @@ def test_a_known_dialog_on_the_screen_becomes_an_ask_and_its_answer_is_typed(
         wait_for(lambda a=answer: f"dialog answer: {a}" in screen(looop, "w1"), what=f"{answer} typed")  # type: ignore[misc]
     ended(looop, "w1")
     assert "permission dialog: typed 'no'" in looop.journal()
+
+
+def test_a_dialog_the_profiles_hook_answers_is_not_also_asked_about_from_the_screen(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    """Claude Code shows its permission dialog while its PermissionRequest hook runs: the hook
+    asks the root agent; the screen must not open a second ask. When no hook asks (here the fake
+    agent calls none), the quiet dialog turns the worker blocked with its text."""
+    up.configure(interactive="claude", kill_grace="1s", idle_after="1s")
+    up.start(PATH=posing_as(tmp_path, "claude"))
+    looop.run("_", "worker", "start", "w1", script("dialog touch /tmp/x"))
+    blocked = wait_for(lambda: worker(looop, "w1").get("blocked_by"), 30, "the worker blocked")
+    assert any("Do you want to proceed?" in line for line in blocked)
+    assert not looop.state()["asks"] and "permission dialog: asked" not in looop.journal()
 
 
 def test_a_dialog_looop_does_not_know_turns_the_worker_blocked_with_its_text(
