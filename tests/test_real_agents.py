@@ -23,12 +23,15 @@ from tests.model_server import Bash, ModelServer
 # Explicit argv configs that work with today's code (the built-in profiles will replace them).
 # Claude Code: `--allowedTools=Bash` (with `=`: the option is variadic) lets the contract's
 # `"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" ...` run; without it that command shows a permission
-# dialog ("Contains simple_expansion") even in acceptEdits mode.
+# dialog ("Contains simple_expansion") even in acceptEdits mode. `--permission-mode=default`: the
+# newest release defaults to auto mode, which sets broad allow rules aside and, behind a gateway
+# such as the test's model server, stops at a dialog of its own ("Auto mode can't check ...").
+CLAUDE_ARGV = ["claude", "--allowedTools=Bash", "--permission-mode=default", "--append-system-prompt"]
 INTERACTIVE = {
     "pi": ["pi", "--offline", "--append-system-prompt", "{contract_file}", "{task}"],
-    "claude": ["claude", "--allowedTools=Bash", "--append-system-prompt", "{contract}", "{task}"],
+    "claude": [*CLAUDE_ARGV, "{contract}", "{task}"],
+    "claude-newest": [*CLAUDE_ARGV, "{contract}", "{task}"],  # the same program, its newest release
 }
-INTERACTIVE["claude-newest"] = INTERACTIVE["claude"]  # the same program, its newest version
 
 ASK = '"$LOOOP_BIN" _ ask "$LOOOP_SESSION_ID" --prompt "Deploy to staging?" --options yes,no'
 COST = '"$LOOOP_BIN" _ cost "$LOOOP_SESSION_ID" 0.25 --unit usd --note "scripted tokens"'
