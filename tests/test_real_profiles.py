@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.agent_clis import CLAUDES, program
-from tests.conftest import LOOOP, Looop, Up, ended, report, wait_for, worker
+from tests.conftest import LOOOP, Looop, Up, ended, report, screen, wait_for, worker
 from tests.model_server import Bash, ModelServer, Say
 from tests.test_real_agents import real_fleet, wait_ask
 
@@ -124,3 +124,30 @@ def test_resume_continues_the_same_conversation(
     conversation = str(resumed.get("messages"))
     assert "Ship the release." in conversation and "Carry on." in conversation  # the old turns came back
     print(f"\n{agent} resume: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.parametrize("agent", CLAUDES)
+def test_a_claude_permission_dialog_on_the_screen_becomes_an_ask_and_yes_and_no_are_typed(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    """Without the profile's settings file (a plain argv) no hook answers: the dialog on the
+    screen is the ask, and its keys must mean the same on every supported release."""
+    began = time.monotonic()
+    interactive = ["claude", "--permission-mode=default", f"--allowedTools=Bash({LOOOP} _:*)"]
+    interactive += ["--append-system-prompt", "{contract}", "{task}"]
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=interactive)
+    outside = work.parent / "outside"
+    allowed, denied = f"mkdir -p {outside} && touch {outside}/allowed && echo made", f"touch {outside}/denied"
+    script = model_server.script("w1", Bash(allowed), Bash(denied), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the files.")
+
+    for command, answer in ((allowed, "yes"), (denied, "no")):
+        ask = answer_next(looop, answer)
+        assert ask["reference"].startswith(command[:40]) and ask["options"] == ["yes", "always", "no"]
+        typed = f"permission dialog: typed {answer!r} ({ask['id']})"
+        wait_for(lambda t=typed: t in looop.journal(), 30, f"{answer} typed")  # type: ignore[misc]
+    assert (outside / "allowed").exists() and script.wait_results(1)[0].strip() == "made"
+    wait_for(lambda: "What should Claude do instead?" in screen(looop, "w1"), 30, "the command declined")
+    assert not (outside / "denied").exists() and len(script.results) == 1
+    looop.run("_", "worker", "kill", "w1")
+    print(f"\n{agent} screen dialog: {time.monotonic() - began:.1f}s")
