@@ -133,9 +133,9 @@ AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
           (sessions/ID/agent-settings.json) allows `Bash(LOOOP _:*)` and
           makes `LOOOP _ dialog ID` Claude Code's PermissionRequest hook:
           each permission request becomes an ask (yes / always / no) and
-          the answer goes back to Claude Code. Its folder-trust dialog, and
-          a permission dialog the hook did not answer, are read off the
-          screen and become asks too; the answer is typed into the pty.
+          the answer goes back to Claude Code. Its folder-trust dialog is
+          read off the screen and becomes an ask too (a permission dialog
+          only when no hook answers it); the answer is typed into the pty.
   pi      pi --session {session_dir}/pi-{session_uuid}.jsonl
             --append-system-prompt {contract_file} {task}
           resume: the same command (the session file continues).
