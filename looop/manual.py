@@ -141,6 +141,8 @@ AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
           the answer goes back to Claude Code. Its folder-trust dialog, and
           a permission dialog the hook did not answer, are read off the
           screen and become asks too; the answer is typed into the pty.
+          The settings pin permissions.defaultMode to "default" (newer
+          releases default to "auto") and give its Bash tool an hour.
   pi      pi --session {session_dir}/pi-{session_uuid}.jsonl
             --append-system-prompt {contract_file} {task}
           resume: the same command (the session file continues).

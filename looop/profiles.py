@@ -25,8 +25,9 @@ class Dialog:
     """A dialog the agent stops at, known by `pattern` on its screen. The ask asks `question`
     about what the group `concern` of the pattern captured (a command, a folder), with one
     option per entry of `keys`: what is typed into the pty for that answer. A `hooked` dialog
-    normally reaches looop through the agent's hook, which may still be filing its ask while the
-    dialog is drawn: the screen acts on it only once the agent has gone quiet (`idle_after`)."""
+    normally reaches looop through the hook the profile's settings set, which may still be filing
+    its ask while the dialog is drawn (or have just had it answered): with those settings, the
+    screen acts on it only once the agent is quiet and no ask of the worker was pending lately."""
 
     name: str
     pattern: str
@@ -68,7 +69,7 @@ CLAUDE_SCREEN_SKIP: tuple[str, ...] = (
     r"^[\s─━═│┃╭╮╰╯┌┐└┘├┤╌╍]*$",
     "^[│┃]?\\s*[>\u276f]?\\s*[│┃]?$",  # \u276f: the prompt mark
     r"\? for shortcuts",
-    r"⏵⏵|accept edits on|bypass permissions on|plan mode on|shift\+tab to cycle",
+    r"⏵⏵|⏸|accept edits on|bypass permissions on|plan mode on|manual mode on|shift\+tab to cycle",
     r"esc to interrupt",
     r"^\S\s\w+ for \d+(\.\d+)?[smh]\b",
     r"ctrl\+g to edit",
@@ -86,22 +87,39 @@ PI_SCREEN_SKIP: tuple[str, ...] = (
 # what a terminal program that waits for one key tends to show
 PROMPT_MARKERS = (r"\((?:y/n|yes/no)\)|\[(?:y/N|Y/n)\]", r"Press (?:Enter|any key)")
 
-# Claude Code draws its dialogs as a numbered select (a heavy angle before "1. Yes"); a digit
-# picks an option at once. A permission request normally reaches looop through the
-# PermissionRequest hook of the worker's settings file (`looop _ dialog`), before any dialog
-# shows; the screen is the fallback for when the hook cannot answer. (Checked on 2.1.197.)
+# Claude Code draws its dialogs as a select (a heavy angle marks the chosen option). A
+# permission request normally reaches looop through the PermissionRequest hook of the worker's
+# settings file (`looop _ dialog`); the agent draws the dialog while the hook runs, so the
+# screen is read for it only as the fallback for when the hook cannot answer (`hooked`).
+# Patterns and keys fit the oldest supported release (2.1.197) and the newest checked
+# (2.1.332). 2.1.197 misreads several keys in one write (Up then Enter picked the chosen
+# option), so keys it may get are one key each.
+# Permission: 2.1.197 shows the command right under "Bash command"; 2.1.332 puts a tip and the
+# description first and the command between dashed rules, and adds "3. Yes, and switch to auto
+# mode" before "4. No": a digit picks an option at once, Escape declines in both.
 _CLAUDE_PERMISSION = Dialog(
     "permission",
-    r"(?:Bash command\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?.*Do you want to proceed\?",
+    r"(?:Bash command\s*\n(?:(?:.*\n)*?\s*╌{3,}\s*\n)?\s*(?:│\s*)?(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?"
+    r".*Do you want to proceed\?",
     "Claude Code asks permission to run this command. Allow it?",
-    {"yes": "1", "always": "2", "no": "3"},
+    {"yes": "1", "always": "2", "no": "\x1b"},
     hooked=True,
 )
+_TRUST_QUESTION = (
+    "Claude Code asks whether to trust the files in this folder (it may run code from it). Trust it?"
+)
+_TRUST_CONCERN = r"(?:Accessing workspace:\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?"
+# Folder trust: 2.1.197 numbers its options, "1. Yes, I trust this folder" first (a digit picks);
+# 2.1.332 lists "No, exit" (chosen) above "Yes, I trust this folder", unnumbered and ignoring
+# digits: End or Home moves to the last or first option, Enter confirms.
 _CLAUDE_TRUST = Dialog(
+    "trust", _TRUST_CONCERN + r".*1\. Yes, I trust this folder", _TRUST_QUESTION, {"yes": "1", "no": "2"}
+)
+_CLAUDE_TRUST_LISTED = Dialog(
     "trust",
-    r"(?:Accessing workspace:\s*\n\s*(?P<concern>\S[^\n]*?)\s*\n(?:.*\n)*?)?.*Yes, I trust this folder",
-    "Claude Code asks whether to trust the files in this folder (it may run code from it). Trust it?",
-    {"yes": "1", "no": "2"},
+    _TRUST_CONCERN + r".*No, exit\s*\n.*Yes, I trust this folder",
+    _TRUST_QUESTION,
+    {"yes": "\x1b[F\r", "no": "\x1b[H\r"},
 )
 
 CLAUDE = Profile(
@@ -127,7 +145,9 @@ CLAUDE = Profile(
         "{task}",
     ),
     settings={
-        "permissions": {"allow": ["Bash({looop} _:*)"]},
+        # "default": ask through the PermissionRequest hook (newer releases default to "auto",
+        # whose server-side check a gateway such as a local proxy does not pass, so it asks on screen)
+        "permissions": {"defaultMode": "default", "allow": ["Bash({looop} _:*)"]},
         # its Bash tool ends a command after 2 minutes by default: a blocking `_ ask` would be
         # killed and re-run (one model turn each time) while the root agent decides
         "env": {"BASH_DEFAULT_TIMEOUT_MS": "3600000", "BASH_MAX_TIMEOUT_MS": "86400000"},
@@ -142,7 +162,7 @@ CLAUDE = Profile(
             ]
         },
     },
-    dialogs=(_CLAUDE_TRUST, _CLAUDE_PERMISSION),
+    dialogs=(_CLAUDE_TRUST, _CLAUDE_TRUST_LISTED, _CLAUDE_PERMISSION),
     blocked_markers=(r"Esc to cancel", r"Enter to confirm", "\u276f 1\\. ", *PROMPT_MARKERS),
     busy_markers=("esc to interrupt",),
     screen_skip=CLAUDE_SCREEN_SKIP,

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -24,10 +25,11 @@ from pathlib import Path
 class AgentPackage:
     """One agent CLI: its npm package, the pinned version, and the command it installs."""
 
-    name: str  # what the tests call it: "claude", "pi"
+    name: str  # what the tests call it: "claude", "claude-newest", "pi"
     package: str
     version: str
-    command: str
+    command: str  # the program it installs, which is also the name of its looop profile
+    node: AgentPackage | None = None  # the node it needs, when not the machine's: first on its PATH
 
     @property
     def spec(self) -> str:
@@ -46,11 +48,26 @@ class AgentPackage:
         return self.bin_dir / self.command
 
 
-# Claude Code 2.1.197 is the newest that runs on node 20; pi 0.73.1 needs node >= 20.6.
+# node itself, from npm (one package per platform): for the agents that need a newer one
+_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64"}.get(
+    platform.machine().lower(), platform.machine()
+)
+NODE_22 = AgentPackage("node-22", f"node-linux-{_ARCH}", "22.23.5", "node")
+
+# Claude Code 2.1.197 is the newest that runs on node 20, the oldest the claude profile supports;
+# "claude-newest" is the newest release (it needs node >= 22): profiles break when an agent
+# changes its screens, so the claude profile's tests run against both. pi 0.73.1 needs node >= 20.6.
 PACKAGES = {
     "claude": AgentPackage("claude", "@anthropic-ai/claude-code", "2.1.197", "claude"),
+    "claude-newest": AgentPackage("claude-newest", "@anthropic-ai/claude-code", "2.1.332", "claude", NODE_22),
     "pi": AgentPackage("pi", "@mariozechner/pi-coding-agent", "0.73.1", "pi"),
 }
+CLAUDES = ("claude", "claude-newest")  # the Claude Code versions the claude profile is tested with
+
+
+def program(agent: str) -> str:
+    """The program (and looop profile) an agent of PACKAGES runs: "claude" for both Claude Codes."""
+    return PACKAGES[agent].command
 
 
 class Unavailable(Exception):
@@ -75,7 +92,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def installed(agent: AgentPackage) -> bool:
-    return agent.executable.exists()
+    return agent.executable.exists() and (agent.node is None or installed(agent.node))
 
 
 def install(agent: AgentPackage, timeout: float = 600) -> Path:
@@ -86,6 +103,9 @@ def install(agent: AgentPackage, timeout: float = 600) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise Unavailable(f"npm is not on PATH: cannot install {agent.spec}")
+    env = dict(os.environ)
+    if agent.node is not None:  # first, outside the lock (flock: a second fd of ours would wait on it)
+        env["PATH"] = os.pathsep.join([str(install(agent.node, timeout).parent), env.get("PATH", "")])
     with _locked(cache_dir() / ".lock"):
         if installed(agent):
             return agent.executable
@@ -105,6 +125,7 @@ def install(agent: AgentPackage, timeout: float = 600) -> Path:
                         agent.spec,
                     ],
                     stdin=subprocess.DEVNULL,
+                    env=env,
                     capture_output=True,
                     text=True,
                     timeout=timeout,
@@ -186,11 +207,16 @@ def agent_environment(
     agent: str, home: Path, base_url: str, trusted: Iterable[Path] = (), path: str | None = None
 ) -> dict[str, str]:
     """What `looop up` needs in its environment so its workers run the real `agent` (workers
-    inherit `up`'s environment): HOME seeded by `seed_home`, the CLI's bin dir first on PATH."""
+    inherit `up`'s environment): HOME seeded by `seed_home`, the CLI's bin dir first on PATH, then
+    the node it needs (its own pinned one, else the machine's)."""
     package = PACKAGES[agent]
-    env = seed_home(agent, home, base_url, trusted)
-    node = shutil.which("node")
-    dirs = [str(package.bin_dir)] + ([str(Path(node).parent)] if node else [])
+    env = seed_home(package.command, home, base_url, trusted)
+    if package.node is not None:
+        node_dir: str | None = str(package.node.bin_dir)
+    else:
+        found = shutil.which("node")
+        node_dir = str(Path(found).parent) if found else None
+    dirs = [str(package.bin_dir)] + ([node_dir] if node_dir else [])
     env["PATH"] = os.pathsep.join([*dirs, path if path is not None else os.environ.get("PATH", "")])
     env["HOME"] = str(home)
     return env
@@ -205,7 +231,8 @@ def main() -> int:
             print(f"agent_clis: {exc}", file=sys.stderr)
             failed = 1
         else:
-            print(f"agent_clis: {agent.spec} at {path}")
+            node = f" (runs on {agent.node.spec})" if agent.node is not None else ""
+            print(f"agent_clis: {agent.spec} at {path}{node}")
     return failed
 
 

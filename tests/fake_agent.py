@@ -26,6 +26,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
     FAKE: dialog COMMAND           show a Claude Code-like permission dialog about COMMAND and read
                                    one key (1 or Enter: yes, 2: always, 3 or Escape: no)
+    FAKE: hooked-dialog COMMAND    the same dialog, answered by `_ dialog` (Claude Code's hook) meanwhile
     FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
     FAKE: crash CODE               exit with CODE at once
     FAKE: kill [FILE]              `_ kill` itself; once it returns, write FILE (it must never appear)
@@ -168,7 +169,7 @@ def step(line: str) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif verb == "ignore-hup":
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    elif verb == "dialog":
+    elif verb in ("dialog", "hooked-dialog"):
         set_status("")
         sys.stdout.write(
             f" {ESC}[1mBash command{ESC}[0m\r\n\r\n   {rest}\r\n   Run shell command\r\n\r\n"
@@ -176,6 +177,22 @@ def step(line: str) -> None:
             "   2. Yes, and always allow it\r\n   3. No\r\n\r\n Esc to cancel \u00b7 Tab to amend\r\n"
         )
         sys.stdout.flush()
+        if verb == "hooked-dialog":  # as Claude Code does: the hook decides while the dialog is up
+            request = {
+                "hook_event_name": "PermissionRequest",
+                "tool_name": "Bash",
+                "tool_input": {"command": rest},
+            }
+            done = subprocess.run(
+                [os.environ["LOOOP_BIN"], "_", "dialog", session],
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+            )
+            decision = json.loads(done.stdout)["hookSpecificOutput"]["decision"]["behavior"]
+            sys.stdout.write(f"{ESC}[2J{ESC}[H")
+            say(f"hook decision: {decision}")
+            return
         keys = read_keys()
         sys.stdout.write(f"{ESC}[2J{ESC}[H")
         say(f"dialog answer: {DIALOG_KEYS.get(keys, repr(keys))}")

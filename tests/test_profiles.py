@@ -97,7 +97,8 @@ def test_a_bad_profile_in_the_config_is_one_line_naming_it(
 def test_a_known_dialog_on_the_screen_becomes_an_ask_and_its_answer_is_typed(
     looop: Looop, up: Up, tmp_path: Path
 ) -> None:
-    up.configure(interactive="claude", kill_grace="1s", idle_after="1s")
+    # a plain argv of claude keeps its dialogs but has no settings file, so no hook answers them
+    up.configure(interactive=["claude", "{task}"], kill_grace="1s", idle_after="1s")
     up.start(PATH=posing_as(tmp_path, "claude"))
     looop.run("_", "worker", "start", "w1", script("dialog touch /tmp/x", "dialog rm -r build", "exit"))
     for command, answer in (("touch /tmp/x", "always"), ("rm -r build", "no")):
@@ -109,6 +110,25 @@ def test_a_known_dialog_on_the_screen_becomes_an_ask_and_its_answer_is_typed(
         wait_for(lambda a=answer: f"dialog answer: {a}" in screen(looop, "w1"), what=f"{answer} typed")  # type: ignore[misc]
     ended(looop, "w1")
     assert "permission dialog: typed 'no'" in looop.journal()
+
+
+def test_a_dialog_on_the_screen_while_the_hook_asks_about_it_is_asked_about_once(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    """Claude Code draws its permission dialog while its PermissionRequest hook runs: the hook
+    asks the root agent; the screen must not open a second ask, during the wait or after it."""
+    up.configure(interactive="claude", kill_grace="1s", idle_after="3s")
+    up.start(PATH=posing_as(tmp_path, "claude"))
+    looop.run("_", "worker", "start", "w1", script("hooked-dialog touch /tmp/x", "say done"))
+    ask = wait_for(lambda: looop.state()["asks"], what="the hook's ask")[0]
+    assert ask["reference"] == "touch /tmp/x"
+    wait_for(lambda: worker(looop, "w1")["state"] == "asking" and worker(looop, "w1")["pending_ask"], 30)
+    wait_for(lambda: "Do you want to proceed?" in screen(looop, "w1"), what="the dialog drawn meanwhile")
+    looop.run("_", "answer", ask["id"], "yes")
+    wait_for(lambda: "hook decision: allow" in screen(looop, "w1"), what="the hook's decision")
+    wait_for(lambda: worker(looop, "w1")["state"] == "idle", 30, "quiet after it")
+    assert len(list((looop.data / "asks").glob("*.json"))) == 1
+    assert "permission dialog: asked" not in looop.journal()
 
 
 def test_a_dialog_looop_does_not_know_turns_the_worker_blocked_with_its_text(

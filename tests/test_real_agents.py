@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment, without_agent_settings
+from tests.agent_clis import agent_environment, program, without_agent_settings
 from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, unique_marker
 from tests.model_server import Bash, ModelServer
 
@@ -51,7 +51,7 @@ def real_fleet(
     home = Path(looop.env["HOME"])
     looop.env = without_agent_settings(looop.env)
     looop.env.update(agent_environment(agent, home, server.url(), [work] if trusted else []))
-    up.configure(interactive=interactive or agent, idle_after="2s", kill_grace="2s", **config)
+    up.configure(interactive=interactive or program(agent), idle_after="2s", kill_grace="2s", **config)
     up.start()
     return work
 
@@ -107,7 +107,8 @@ def test_two_real_agent_workers_of_one_fleet_each_follow_their_own_script_and_ge
 @pytest.mark.real_agent
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
-    ("agent", "how"), [("claude", "worker kill"), ("claude", "down"), ("pi", "worker kill")]
+    ("agent", "how"),
+    [("claude", "worker kill"), ("claude-newest", "worker kill"), ("claude", "down"), ("pi", "worker kill")],
 )  # Claude Code runs every tool command with setsid; pi ends its own on SIGTERM
 def test_a_tool_command_a_real_agent_detached_is_gone_once_its_worker_is_ended(
     agent: str, how: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LOOOP, Looop, Up, ended, report, worker
+from tests.agent_clis import CLAUDES, program
+from tests.conftest import LOOOP, Looop, Up, ended, report, screen, wait_for, worker
 from tests.model_server import Bash, ModelServer
 from tests.test_real_agents import real_fleet, wait_ask
 
@@ -40,12 +41,12 @@ def answer_next(looop: Looop, answer: str) -> dict[str, Any]:
     return ask
 
 
-@pytest.mark.parametrize("agent", ["pi", "claude"])
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
 def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_itself(
     agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=agent)
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
     after = work / "after-kill"  # a step past `_ kill`: the agent must not get to run it
     steps = (Bash(ASK), Bash(write_report("w1-result.md")), Bash(COST), Bash(KILL), Bash(f"touch {after}"))
     script = model_server.script("w1", *steps)
@@ -54,24 +55,25 @@ def test_a_profile_as_documented_asks_gets_exactly_the_answer_reports_and_ends_i
     ask = answer_next(looop, "yes")
     assert (ask["worker"], ask["prompt"], ask["options"]) == ("w1", "Deploy to staging?", ["yes", "no"])
     assert script.wait_results(1)[0].strip() == "yes"  # the answer and nothing else
-    if agent == "claude":  # writing outside its folder is asked about, through the hook
+    if program(agent) == "claude":  # writing outside its folder is asked about, through the hook
         asked = answer_next(looop, "yes")
         assert asked["prompt"].startswith("Claude Code asks permission to use Bash: printf")
         assert asked["options"] == ["yes", "always", "no"] and "reports/w1-result.md" in asked["reference"]
     assert report(looop, "w1-result.md") == "answer=yes\n"
     final = ended(looop, "w1")
     assert (final["state"], final["end_reason"], final["cost"]) == ("killed", "ended itself", {"usd": 0.25})
-    assert final["profile"] == agent and not looop.state()["asks"]
+    assert final["profile"] == program(agent) and not looop.state()["asks"]
     assert "permission dialog: asked" not in looop.journal()  # the hook asked; the screen did not
     assert len(script.results) == 3 and not after.exists()  # nothing after `_ kill` returned
     print(f"\n{agent} profile: {time.monotonic() - began:.1f}s")
 
 
+@pytest.mark.parametrize("agent", CLAUDES)
 def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_and_it_carries_on(
-    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude")
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
     target = work.parent / "outside" / "denied"
     script = model_server.script("w1", Bash(f"mkdir -p {target.parent} && touch {target}"), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the file.")
@@ -83,14 +85,15 @@ def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_a
     assert "The root agent said no" in script.wait_results(1)[0]
     assert ended(looop, "w1")["end_reason"] == "ended itself"  # it went on to its next step
     assert not target.exists()
-    print(f"\nclaude denial: {time.monotonic() - began:.1f}s")
+    print(f"\n{agent} denial: {time.monotonic() - began:.1f}s")
 
 
+@pytest.mark.parametrize("agent", CLAUDES)
 def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
-    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     began = time.monotonic()
-    work = real_fleet(looop, up, agent_cli, model_server, "claude", interactive="claude", trusted=False)
+    work = real_fleet(looop, up, agent_cli, model_server, agent, trusted=False)
     script = model_server.script("w1", Bash(ASK), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
 
@@ -102,4 +105,31 @@ def test_claudes_folder_trust_dialog_becomes_an_ask_and_yes_lets_it_start(
     assert ask["prompt"] == "Deploy to staging?" and script.wait_results(1)[0].strip() == "no"
     ended(looop, "w1")
     assert "trust dialog: typed 'yes'" in looop.journal()
-    print(f"\nclaude trust: {time.monotonic() - began:.1f}s")
+    print(f"\n{agent} trust: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.parametrize("agent", CLAUDES)
+def test_a_claude_permission_dialog_on_the_screen_becomes_an_ask_and_yes_and_no_are_typed(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    """Without the profile's settings file (a plain argv) no hook answers: the dialog on the
+    screen is the ask, and its keys must mean the same on every supported release."""
+    began = time.monotonic()
+    interactive = ["claude", "--permission-mode=default", f"--allowedTools=Bash({LOOOP} _:*)"]
+    interactive += ["--append-system-prompt", "{contract}", "{task}"]
+    work = real_fleet(looop, up, agent_cli, model_server, agent, interactive=interactive)
+    outside = work.parent / "outside"
+    allowed, denied = f"mkdir -p {outside} && touch {outside}/allowed && echo made", f"touch {outside}/denied"
+    script = model_server.script("w1", Bash(allowed), Bash(denied), Bash(KILL))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the files.")
+
+    for command, answer in ((allowed, "yes"), (denied, "no")):
+        ask = answer_next(looop, answer)
+        assert ask["reference"].startswith(command[:40]) and ask["options"] == ["yes", "always", "no"]
+        typed = f"permission dialog: typed {answer!r} ({ask['id']})"
+        wait_for(lambda t=typed: t in looop.journal(), 30, f"{answer} typed")  # type: ignore[misc]
+    assert (outside / "allowed").exists() and script.wait_results(1)[0].strip() == "made"
+    wait_for(lambda: "What should Claude do instead?" in screen(looop, "w1"), 30, "the command declined")
+    assert not (outside / "denied").exists() and len(script.results) == 1
+    looop.run("_", "worker", "kill", "w1")
+    print(f"\n{agent} screen dialog: {time.monotonic() - began:.1f}s")

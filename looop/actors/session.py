@@ -137,6 +137,7 @@ class SessionActor(SupervisedActor):
         self._dialog: tuple[str, str] | None = None  # the known dialog on screen: (name, concern)
         self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
         self._typed: tuple[tuple[str, str], float] | None = None  # the dialog last answered, when
+        self._asked_at = -DIALOG_SETTLE  # when an ask of this worker was last seen pending
         self._exit: Exit | None = None
         self._exited = threading.Event()
         self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
@@ -239,6 +240,7 @@ class SessionActor(SupervisedActor):
             self._update_live_state()
         elif isinstance(message, _Tick):
             self._check_stall()
+            self._check_dialog()  # one held back (see `Dialog.hooked`) may be due now
         elif isinstance(message, _ScreenChanged):
             self._screen_text = message.text
             self._check_dialog()
@@ -246,6 +248,8 @@ class SessionActor(SupervisedActor):
         elif isinstance(message, Refresh):
             if message.pending_ask and message.pending_ask != self._record["pending_ask"]:
                 self.pty.render_now(RENDER_WAIT)  # the root sees the screen that led to the ask
+            if message.pending_ask or self._record["pending_ask"]:
+                self._asked_at = time.monotonic()  # an ask under way, or just settled
             self._record.update(
                 pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
             )
@@ -306,8 +310,9 @@ class SessionActor(SupervisedActor):
             return  # the agent is still redrawing the dialog it was just answered
         if self._record["pending_ask"]:
             return  # the agent's own hook asks about it already (`_ dialog`)
-        if dialog.hooked and self._active is not False:
-            return  # its hook may be filing the ask right now: look again once it is quiet
+        hook_runs = dialog.hooked and self.spec.profile.settings is not None  # its settings set the hook
+        if hook_runs and (self._active is not False or time.monotonic() - self._asked_at < DIALOG_SETTLE):
+            return  # its hook may be filing its ask, or just had it answered: look again when quiet
         self._dialog = (dialog.name, concern)
         try:
             ask = open_ask(
