@@ -28,6 +28,7 @@ PLACEHOLDERS = (
     "{settings_file}",
 )
 TASK_PLACEHOLDERS = ("{prompt}", "{prompt_file}", "{task}")
+WORKER_VERBS = ("ask", "claim", "unclaim", "cost", "kill")  # the verbs a worker runs, for itself
 MAX_ARGUMENT = 120 * 1024  # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN)
 
 CONTRACT = """\

@@ -4,8 +4,8 @@ The claude profile's settings file runs `looop _ dialog SESSION` as Claude Code'
 `PermissionRequest` hook: Claude Code passes the request as JSON on stdin and waits for a
 decision on stdout. looop files it as an ask of the worker's (the tool, and the command or path
 it concerns, with the options yes / always / no), blocks until the root agent answers, and
-answers the hook. A call of the worker's own looop verbs is allowed without an ask: the worker
-is never shown a dialog for `_ ask` itself.
+answers the hook. A call of the worker's own looop verbs (ask, claim, unclaim, cost and kill,
+for itself) is allowed without an ask: the worker is never shown a dialog for `_ ask` itself.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from looop.config import setting
+from looop.contract import WORKER_VERBS
 from looop.errors import Cancelled, InvalidInput
 from looop.mailbox import await_answer, open_ask
 from looop.paths import DataDir
@@ -55,17 +56,18 @@ class PermissionRequest:
         return cls(data["tool_name"], concern, suggestions if isinstance(suggestions, list) else [])
 
 
-def is_own_verb(command: str, looop: str) -> bool:
-    """Is `command` nothing but a call of a looop worker verb (`LOOOP _ VERB ...`), spelled with
-    looop's absolute path (as the contract does) and no other shell syntax? A variable such as
-    `$LOOOP_BIN` does not count: the agent's shell could have changed it."""
+def is_own_verb(command: str, looop: str, session: str) -> bool:
+    """Is `command` nothing but one of the worker verbs (`WORKER_VERBS`) called for the worker's own
+    `session`, spelled with looop's absolute path (as the contract does), with no other shell
+    syntax? A variable such as `$LOOOP_BIN` does not count: the agent's shell could have changed
+    it. The root agent's verbs (`_ run`, `_ answer`, `_ worker ...`) are never allowed unasked."""
     if not _only_words(command):
         return False
     try:
         words = shlex.split(command)
     except ValueError:
         return False
-    return len(words) >= 2 and words[0] == looop and words[1] == "_"
+    return len(words) >= 4 and words[:2] == [looop, "_"] and words[2] in WORKER_VERBS and words[3] == session
 
 
 def _only_words(command: str) -> bool:
@@ -89,7 +91,7 @@ def _only_words(command: str) -> bool:
 def decide(dd: DataDir, session: str, raw: bytes, looop: str) -> bytes:
     """Answer one PermissionRequest hook call: the JSON decision Claude Code reads on stdout."""
     request = PermissionRequest.parse(raw)
-    if request.tool == "Bash" and is_own_verb(request.concern, looop):
+    if request.tool == "Bash" and is_own_verb(request.concern, looop, session):
         return _decision({"behavior": "allow"})
     run = os.environ.get("LOOOP_RUN_ID") if os.environ.get("LOOOP_SESSION_ID") == session else None
     question = f"Claude Code asks permission to use {request.tool}" + (":" if request.concern else ".")

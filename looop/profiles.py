@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
+from looop.contract import WORKER_VERBS
 from looop.errors import ConfigError
 
 
@@ -56,6 +57,11 @@ class Profile:
     blocked_markers: tuple[str, ...] = ()  # regexes: some dialog is up (one looop may not know)
     busy_markers: tuple[str, ...] = ("esc to interrupt",)  # lowercase text: working, though quiet
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
+
+    @property
+    def reads_settings(self) -> bool:
+        """Does its command hand the agent the settings file (and so the hooks in it)?"""
+        return self.settings is not None and any("{settings_file}" in arg for arg in self.command)
 
 
 # Screen chrome: regexes of the lines `looop status` passes over when it shows a worker's last
@@ -147,7 +153,11 @@ CLAUDE = Profile(
     settings={
         # "default": ask through the PermissionRequest hook (newer releases default to "auto",
         # whose server-side check a gateway such as a local proxy does not pass, so it asks on screen)
-        "permissions": {"defaultMode": "default", "allow": ["Bash({looop} _:*)"]},
+        "permissions": {
+            "defaultMode": "default",
+            # the worker's own verbs for itself, as the contract spells them; nothing else of looop's
+            "allow": [f"Bash({{looop}} _ {verb} {{session}}:*)" for verb in WORKER_VERBS],
+        },
         # its Bash tool ends a command after 2 minutes by default: a blocking `_ ask` would be
         # killed and re-run (one model turn each time) while the root agent decides
         "env": {"BASH_DEFAULT_TIMEOUT_MS": "3600000", "BASH_MAX_TIMEOUT_MS": "86400000"},
@@ -206,7 +216,7 @@ def profile_of(
     else:
         argv = split_command(interactive, "interactive")
         known = profiles.get(os.path.basename(argv[0]), GENERIC)
-        chosen = replace(known, command=tuple(argv), resume=None, settings=None)
+        chosen = replace(known, command=tuple(argv), resume=None)  # its settings, if it names them
     if resume is not None:
         chosen = replace(chosen, resume=tuple(split_command(resume, "resume")))
     if not chosen.command:

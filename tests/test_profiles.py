@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from looop.dialogs import is_own_verb
 from tests.conftest import Looop, Up, ended, posing_as, screen, script, wait_for, worker
 
 
@@ -32,7 +33,9 @@ def test_the_claude_profile_runs_claude_with_its_settings_session_id_and_a_liter
     shown = logs(looop, "w1")
     binary = looop_path(looop)
     assert f"session-id {final['agent_session']}" in shown and final["profile"] == "claude"
-    assert f"settings allow: Bash({binary} _:*)" in shown
+    for verb in ("ask", "claim", "unclaim", "cost", "kill"):  # its own verbs, for itself: no other
+        assert f"settings allow: Bash({binary} _ {verb} w1:*)" in shown
+    assert shown.count("settings allow:") == 5
     assert f"settings hook PermissionRequest: {binary} _ dialog w1" in shown
     assert "contract: yes; system prompts: 1" in shown
     # the contract spells the absolute looop path and the literal session id: no dialog for them
@@ -187,6 +190,9 @@ def test_the_permission_hook_asks_the_root_agent_and_answers_claude_code(looop: 
     )
     assert orjson.loads(done.stdout)["hookSpecificOutput"]["decision"] == {"behavior": "allow"}
     assert len(looop.state()["asks"]) == 0
+    # the root agent's verbs, or another worker's, are asked about like any command
+    for other in (f"{looop_path(looop)} _ run 'touch /x; id'", f"{looop_path(looop)} _ ask w2 --prompt hi"):
+        assert not is_own_verb(other, looop_path(looop), "w1")
     # anything else with shell syntax is asked about
     sneaky = f'{looop_path(looop)} _ ask w1 --prompt "$(rm -rf ~)"'
     hook = subprocess.Popen(
@@ -201,3 +207,15 @@ def test_the_permission_hook_asks_the_root_agent_and_answers_claude_code(looop: 
     out = hook.stdout.read()
     hook.wait(30)
     assert orjson.loads(out)["hookSpecificOutput"]["decision"]["behavior"] == "deny"
+
+
+def test_the_claude_command_as_documented_works_as_a_plain_argv_with_its_settings_file(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    from looop.profiles import CLAUDE
+
+    up.configure(interactive=list(CLAUDE.command), kill_grace="1s")
+    up.start(PATH=posing_as(tmp_path, "claude"))
+    looop.run("_", "worker", "start", "w1", script("exit"))
+    assert ended(looop, "w1")["exit_code"] == 0
+    assert f"settings hook PermissionRequest: {looop_path(looop)} _ dialog w1" in logs(looop, "w1")

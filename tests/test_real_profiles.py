@@ -75,11 +75,13 @@ def test_a_claude_permission_request_answered_no_reaches_the_model_as_a_denial_a
     began = time.monotonic()
     work = real_fleet(looop, up, agent_cli, model_server, agent)
     target = work.parent / "outside" / "denied"
-    script = model_server.script("w1", Bash(f"mkdir -p {target.parent} && touch {target}"), Bash(KILL))
+    # through looop's own `_ run`: the settings allow the worker's verbs for itself, nothing else
+    command = f"{LOOOP} _ run 'mkdir -p {target.parent} && touch {target}'"
+    script = model_server.script("w1", Bash(command), Bash(KILL))
     looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Make the file.")
 
     ask = wait_ask(looop)
-    assert ask["reference"] == f"mkdir -p {target.parent} && touch {target}"
+    assert ask["reference"] == command
     assert worker(looop, "w1")["state"] == "asking"
     looop.run("_", "answer", ask["id"], "no")
     assert "The root agent said no" in script.wait_results(1)[0]

@@ -310,7 +310,7 @@ class SessionActor(SupervisedActor):
             return  # the agent is still redrawing the dialog it was just answered
         if self._record["pending_ask"]:
             return  # the agent's own hook asks about it already (`_ dialog`)
-        hook_runs = dialog.hooked and self.spec.profile.settings is not None  # its settings set the hook
+        hook_runs = dialog.hooked and self.spec.profile.reads_settings
         if hook_runs and (self._active is not False or time.monotonic() - self._asked_at < DIALOG_SETTLE):
             return  # its hook may be filing its ask, or just had it answered: look again when quiet
         self._dialog = (dialog.name, concern)
