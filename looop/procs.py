@@ -276,10 +276,14 @@ def end_processes(
     live: list[Proc] = []
     try:
         while True:
+            # while its leader is there (a zombie too), group `group` is surely the agent's: every
+            # member is ended; after, a member with another run's marks is in a reused group
+            leader_here = group is not None and _leads(group)
             live = [
                 p
                 for p in census.fresh()
-                if p.pid not in skip and (p.has(wanted) or (p.group == group and not p.contradicts(wanted)))
+                if p.pid not in skip
+                and (p.has(wanted) or (p.group == group and (leader_here or not p.contradicts(wanted))))
             ]
             now = time.monotonic()
             if not live or now >= give_up:
@@ -301,6 +305,16 @@ def end_processes(
         return Ended(0, None)
     how = "SIGKILL" if signal.SIGKILL in signalled.values() else "SIGTERM"
     return Ended(len(signalled), how, len(live))
+
+
+def _leads(pid: int) -> bool:
+    """Is process `pid` there, alive or a zombie, leading the process group of its own number?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return int(stat[stat.rindex(b")") + 2 :].split()[2]) == pid
 
 
 def await_gone(pids: Collection[int], timeout: float) -> None:

@@ -451,3 +451,17 @@ def test_interactive_placeholders_deliver_the_contract_and_the_task(
     ended(looop, "w1")
     shown = screen(looop, "w1")
     assert f"contract: yes; system prompts: {system_prompts}" in shown and "task received" in shown
+
+
+def test_worker_kill_ends_a_member_of_its_live_group_that_carries_another_runs_mark(
+    looop: Looop, fleet: Up
+) -> None:
+    marker = unique_marker("other-run")
+    child = f"LOOOP_RUN_ID=another exec -a {marker} sleep 4012"
+    agent = ["sh", "-c", f"trap '' HUP; sh -c '{child}' & echo ready; sleep 600", "agent"]
+    config = orjson.loads((looop.data / "config.json").read_bytes())
+    (looop.data / "config.json").write_bytes(orjson.dumps({**config, "interactive": agent}))
+    looop.run("_", "worker", "start", "w1", "the task")
+    wait_for(lambda: processes_with(marker), what="the child that says it is another run's")
+    looop.run("_", "worker", "kill", "w1")
+    assert processes_with(marker) == []  # the agent's group was still its own: all of it ends
