@@ -26,6 +26,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: ignore-hup               ignore SIGHUP from now on: survive its pty's hang-up (with its group)
     FAKE: dialog COMMAND           show a Claude Code-like permission dialog about COMMAND and read
                                    one key (1 or Enter: yes, 2: always, 3 or Escape: no)
+    FAKE: passing-dialog CMD SECS  the same dialog, gone after SECS if nobody answers (as a hook does)
     FAKE: hooked-dialog COMMAND    the same dialog, answered by `_ dialog` (Claude Code's hook) meanwhile
     FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
     FAKE: crash CODE               exit with CODE at once
@@ -169,7 +170,7 @@ def step(line: str) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     elif verb == "ignore-hup":
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    elif verb in ("dialog", "hooked-dialog"):
+    elif verb in ("dialog", "hooked-dialog", "passing-dialog"):
         set_status("")
         sys.stdout.write(
             f" {ESC}[1mBash command{ESC}[0m\r\n\r\n   {rest}\r\n   Run shell command\r\n\r\n"
@@ -193,7 +194,7 @@ def step(line: str) -> None:
             sys.stdout.write(f"{ESC}[2J{ESC}[H")
             say(f"hook decision: {decision}")
             return
-        keys = read_keys()
+        keys = read_keys(None if verb == "dialog" else float(rest.split()[-1]))
         sys.stdout.write(f"{ESC}[2J{ESC}[H")
         say(f"dialog answer: {DIALOG_KEYS.get(keys, repr(keys))}")
     elif verb == "prompt":
@@ -217,8 +218,9 @@ def step(line: str) -> None:
 DIALOG_KEYS = {"1": "yes", "\r": "yes", "2": "always", "3": "no", "\x1b": "no"}
 
 
-def read_keys() -> str:
-    """What is typed next, as one burst of keys, read from the terminal in cbreak mode."""
+def read_keys(timeout: float | None = None) -> str:
+    """What is typed next, as one burst of keys, read from the terminal in cbreak mode ("" when
+    nothing comes within `timeout` seconds)."""
     import select
     import termios
     import tty
@@ -227,6 +229,8 @@ def read_keys() -> str:
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
     try:
+        if not select.select([fd], [], [], timeout)[0]:
+            return ""
         keys = os.read(fd, 64)
         while select.select([fd], [], [], 0.2)[0]:
             keys += os.read(fd, 64)

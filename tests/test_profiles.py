@@ -219,3 +219,16 @@ def test_the_claude_command_as_documented_works_as_a_plain_argv_with_its_setting
     looop.run("_", "worker", "start", "w1", script("exit"))
     assert ended(looop, "w1")["exit_code"] == 0
     assert f"settings hook PermissionRequest: {looop_path(looop)} _ dialog w1" in logs(looop, "w1")
+
+
+def test_a_dialogs_ask_is_withdrawn_when_the_dialog_goes_away_so_nothing_is_typed_blind(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interactive=["claude", "{task}"], kill_grace="1s", idle_after="1s")
+    up.start(PATH=posing_as(tmp_path, "claude"))
+    looop.run("_", "worker", "start", "w1", script("passing-dialog touch /tmp/y 3", "say after"))
+    ask = wait_for(lambda: looop.state()["asks"], what="the dialog as an ask")[0]
+    wait_for(lambda: "dialog answer: ''" in screen(looop, "w1"), 30, "the dialog gone by itself")
+    wait_for(lambda: not looop.state()["asks"], 30, "the ask withdrawn")
+    assert "no longer on the worker's screen" in looop.journal()
+    assert "already cancelled" in looop.run("_", "answer", ask["id"], "yes", code=5).stderr

@@ -23,13 +23,14 @@ from looop.claims import release_claims_of
 from looop.costs import cost_totals
 from looop.errors import LooopError
 from looop.fsio import write_json
-from looop.mailbox import cancel_asks_of, collect_answer, open_ask
+from looop.mailbox import cancel_ask, cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
 from looop.procs import KILL_WAIT, Ended, await_gone, end_processes, start_time
 from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
+DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
 DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
 
@@ -138,6 +139,8 @@ class SessionActor(SupervisedActor):
         self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
         self._typed: tuple[tuple[str, str], float] | None = None  # the dialog last answered, when
         self._asked_at = -DIALOG_SETTLE  # when an ask of this worker was last seen pending
+        self._dialog_seen = 0.0  # when the dialog of the open ask was last on the screen
+        self._dialog_answer: str | None = None  # its answer, until typed
         self._exit: Exit | None = None
         self._exited = threading.Event()
         self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
@@ -295,11 +298,14 @@ class SessionActor(SupervisedActor):
         if self._finished:
             return
         shown = shown_dialog(self.spec.profile, self._screen_text)
+        if self._dialog_ask is not None:
+            self._follow_dialog(shown)
+            return
         if shown is None:
             self._dialog = None
             return
         dialog, concern = shown
-        if self._dialog == (dialog.name, concern) or self._dialog_ask is not None:
+        if self._dialog == (dialog.name, concern):
             return
         typed = self._typed
         if (
@@ -328,21 +334,52 @@ class SessionActor(SupervisedActor):
             journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name}: cannot ask ({exc})", who="looop")
             return
         self._dialog_ask = (ask.id, dialog)
+        self._dialog_seen = time.monotonic()
         journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: asked {ask.id}", who="looop")
 
-    def _deliver_dialog_answer(self) -> None:
-        """Type the answer to the dialog's ask into the pty once it is answered."""
-        if self._dialog_ask is None or self._finished:
-            return
+    def _follow_dialog(self, shown: tuple[Dialog, str] | None) -> None:
+        """While the dialog's ask is open: type its answer once there is one and the dialog is
+        on the screen; once the dialog has been off the screen for `DIALOG_GONE` (answered in
+        the pty by hand, or by the agent's hook), cancel the ask, or drop an answer not typed:
+        it must not be typed into whatever the screen shows by then. A redraw that hides the
+        dialog for a moment does not count."""
+        assert self._dialog_ask is not None
         ask_id, dialog = self._dialog_ask
+        now = time.monotonic()
+        if shown is not None and shown[0].name == dialog.name:
+            self._dialog_seen = now
+            if self._dialog_answer is not None:
+                self._type_answer(ask_id, dialog, self._dialog_answer)
+            return
+        if now - self._dialog_seen < DIALOG_GONE:
+            return
+        self._dialog_ask, self._dialog = None, None
+        if self._dialog_answer is not None:
+            self._dialog_answer = None
+            journal.record(
+                self.dd, "dialog", self.spec.id, f"{ask_id}: the dialog went away, not typed", who="looop"
+            )
+            return
+        with contextlib.suppress(LooopError):
+            cancel_ask(self.dd, ask_id, f"the {dialog.name} dialog is no longer on the worker's screen")
+
+    def _deliver_dialog_answer(self) -> None:
+        """Take the answer to the dialog's ask once it is answered, and type it when the dialog
+        is on the screen (see `_follow_dialog`)."""
+        if self._dialog_ask is None or self._dialog_answer is not None or self._finished:
+            return
+        ask_id, _ = self._dialog_ask
         try:
             answer = collect_answer(self.dd, ask_id)
         except LooopError:  # cancelled (or unreadable): the dialog stays for someone to see
             self._dialog_ask = None
             return
-        if answer is None:
-            return
-        self._dialog_ask = None
+        if answer is not None:
+            self._dialog_answer = answer
+            self._follow_dialog(shown_dialog(self.spec.profile, self._screen_text))
+
+    def _type_answer(self, ask_id: str, dialog: Dialog, answer: str) -> None:
+        self._dialog_ask, self._dialog_answer = None, None
         keys = dialog.keys.get(answer)
         if keys is None:
             journal.record(self.dd, "dialog", self.spec.id, f"{ask_id}: no keys for {answer!r}", who="looop")
