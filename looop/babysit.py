@@ -136,9 +136,9 @@ class Screen:
 
     def shows_busy(self, markers: tuple[str, ...]) -> bool:
         """The fallback signal: does the screen carry one of the agent's "working" `markers`
-        (lowercase)? Only consulted when output has gone quiet."""
+        (plain text, any case)? Only consulted when output has gone quiet."""
         lowered = self.text.lower()
-        return any(marker in lowered for marker in markers)
+        return any(marker.lower() in lowered for marker in markers)
 
 
 def _read_ready(child: pexpect.spawn) -> bytes:

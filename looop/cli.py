@@ -535,10 +535,10 @@ def worker_start(
 def worker_resume(worker_id: str, prompt: tuple[str, ...], env: tuple[str, ...]) -> None:
     """Start ended worker ID again, in its old sandbox, with its agent's conversation.
 
-    Runs the config's `resume` command (e.g. claude --resume {session_uuid}); the worker is
-    told it was interrupted, then PROMPT if given. Needs `{session_uuid}` in `interactive` so
-    that the agent's session id was fixed at start. --env is not remembered from the start:
-    give it again.
+    Runs the profile's resume command (claude: --resume {session_uuid}; pi: the same session
+    file), or the config's `resume`; the worker is told it was interrupted, then PROMPT if
+    given. A plain command needs `{session_uuid}` so that the agent's session id was fixed at
+    start. --env is not remembered from the start: give it again.
     """
     from looop.control import call
     from looop.ids import check_session_id
@@ -553,7 +553,7 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...], env: tuple[str, ...])
 @click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
 @reason_option
 def worker_kill(worker_id: str, reason: str) -> None:
-    """End worker ID's whole process group (SIGTERM, then SIGKILL after `kill_grace`).
+    """End worker ID and every process it started (SIGTERM, then SIGKILL after `kill_grace`).
 
     Its undelivered asks (answered ones too) are cancelled and its claims released. Killing an
     ended worker is a no-op.

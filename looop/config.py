@@ -139,6 +139,12 @@ def _patterns(value: object) -> list[str]:
 _DIALOG_NEEDS = {"name", "pattern", "question", "keys"}
 
 
+def _texts(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError("expected a list of non-empty strings")
+    return list(value)
+
+
 def _dialogs(value: object) -> list[dict[str, Any]]:
     shape = '[{"name": N, "pattern": REGEX, "question": TEXT, "keys": {ANSWER: KEYS}, "hooked": BOOL}]'
     if not isinstance(value, list):
@@ -154,6 +160,8 @@ def _dialogs(value: object) -> list[dict[str, Any]]:
         keys = dialog["keys"]
         if not isinstance(keys, dict) or not keys or not all(isinstance(v, str) and v for v in keys.values()):
             raise ValueError("a dialog's keys map each answer to the keys it types")
+        if not all(answer.strip() and "," not in answer for answer in keys):
+            raise ValueError("a dialog's answers are non-empty and hold no comma (they are its options)")
     return list(value)
 
 
@@ -169,7 +177,7 @@ _PROFILE_PARTS: dict[str, Callable[[object], Any]] = {
     "settings": _settings,
     "dialogs": _dialogs,
     "blocked_markers": _patterns,
-    "busy_markers": _patterns,
+    "busy_markers": _texts,
     "screen_skip": _patterns,
 }
 

@@ -55,7 +55,7 @@ class Profile:
     settings: dict[str, Any] | None = None  # written to {settings_file}; "{looop}", "{session}" filled
     dialogs: tuple[Dialog, ...] = ()
     blocked_markers: tuple[str, ...] = ()  # regexes: some dialog is up (one looop may not know)
-    busy_markers: tuple[str, ...] = ("esc to interrupt",)  # lowercase text: working, though quiet
+    busy_markers: tuple[str, ...] = ("esc to interrupt",)  # text, any case: working, though quiet
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
 
     @property

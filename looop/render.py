@@ -3,6 +3,7 @@ prefer text: what needs a decision first, then who is working, then what is done
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -138,7 +139,18 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
     if state["problems"]:
         out.append("\nproblems (files skipped):")
         out.extend(f"  {p}" for p in state["problems"])
-    return "\n".join(out) + "\n"
+    return _printable("\n".join(out)) + "\n"
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters shown as `^[`-style escapes: a worker's words (its ask, its
+    screen) must not drive the operator's terminal (clear it, move the cursor, set its title)."""
+    return _CONTROLS.sub(
+        lambda m: f"^{chr((ord(m.group()) + 64) % 128)}" if ord(m.group()) < 0x80 else "?", text
+    )
 
 
 def _limits(limits: dict[str, dict[str, float]]) -> str:

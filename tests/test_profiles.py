@@ -232,3 +232,19 @@ def test_a_dialogs_ask_is_withdrawn_when_the_dialog_goes_away_so_nothing_is_type
     wait_for(lambda: not looop.state()["asks"], 30, "the ask withdrawn")
     assert "no longer on the worker's screen" in looop.journal()
     assert "already cancelled" in looop.run("_", "answer", ask["id"], "yes", code=5).stderr
+
+
+def test_status_shows_a_workers_control_characters_as_text_not_as_terminal_commands(looop: Looop) -> None:
+    looop.run("_", "state")
+    env = {**looop.env, "LOOOP_SESSION_ID": "w1", "LOOOP_RUN_ID": "r1"}
+    hook = subprocess.Popen(
+        [looop_path(looop), "_", "dialog", "w1"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert hook.stdin is not None
+    hook.stdin.write(permission_request("x\x1b[2Jy\x07"))
+    hook.stdin.close()
+    wait_for(lambda: looop.state()["asks"], what="the ask")
+    shown = looop.run("status").stdout
+    assert "x^[[2Jy^G" in shown and "\x1b" not in shown and "\x07" not in shown
+    looop.run("_", "answer", looop.state()["asks"][0]["id"], "no")
+    hook.wait(30)
