@@ -151,8 +151,9 @@ AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
   profile's dialogs and screen rules. Config `profiles` overrides parts
   of a profile or adds one: {"claude": {"command": [...], "resume": [...],
   "settings": {...}, "dialogs": [{"name", "pattern", "question", "keys":
-  {ANSWER: KEYS}}], "blocked_markers": [RE], "busy_markers": [TEXT],
-  "screen_skip": [RE]}}. A worker quiet at a dialog looop does not know
+  {ANSWER: KEYS}, "hooked": BOOL}], "blocked_markers": [RE],
+  "busy_markers": [TEXT], "screen_skip": [RE]}} (see the README). A
+  dialog's ask is withdrawn when the dialog leaves the screen. A worker quiet at a dialog looop does not know
   (blocked_markers on its screen) turns `blocked`, with the dialog's text
   in `blocked_by`. Placeholders, replaced inside arguments (never via a
   shell): {prompt} {prompt_file}: contract+task; {contract}
