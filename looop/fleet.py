@@ -8,6 +8,7 @@ in the mailbox, for a worker's screen before its new ask is shown, is bounded).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import uuid
@@ -157,6 +158,13 @@ class Fleet:
             how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
             task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
         extra = {**(config.env or {}), **(request.get("env") or {})}  # --env over the config's
+        if resumed is not None:
+            missing = profile.missing_conversation({**os.environ, **extra}, sandbox.cwd, agent_session)
+            if missing is not None:
+                raise Conflict(
+                    f"worker {session} has no conversation to resume ({missing} does not exist: its"
+                    " agent ended before it began one); start it again with `_ worker start`"
+                )
         looop = looop_bin(dd)
         prompt = worker_prompt(session, task, dd.root, dd.reports, looop, sandbox.note())
         files = WorkerFiles(

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from looop.contract import WORKER_VERBS
@@ -57,6 +58,26 @@ class Profile:
     blocked_markers: tuple[str, ...] = ()  # regexes: some dialog is up (one looop may not know)
     busy_markers: tuple[str, ...] = ("esc to interrupt",)  # text, any case: working, though quiet
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
+
+    conversation: tuple[str, ...] = ()  # where the agent may keep a session's conversation
+
+    def missing_conversation(self, env: dict[str, str], cwd: Path, session_uuid: str) -> str | None:
+        """Where the agent's conversation for `session_uuid` would be, when it is in none of the
+        places `conversation` names (nothing to resume), else None; None too when the profile
+        names no place. A place may hold `{env:NAME}` (a place whose variable is unset is not
+        looked at), `{cwd_slug}` (the working directory with each character but letters and
+        digits as "-", as Claude Code names its project folders) and `{session_uuid}`."""
+        slug = re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
+        places: list[str] = []
+        for template in self.conversation:
+            names = re.findall(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", template)
+            if not all(env.get(name) for name in names):
+                continue
+            place = re.sub(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env[m.group(1)], template)
+            places.append(place.replace("{cwd_slug}", slug).replace("{session_uuid}", session_uuid))
+        if not places or any(os.path.exists(place) for place in places):
+            return None
+        return " or ".join(places)
 
     @property
     def reads_settings(self) -> bool:
@@ -173,6 +194,10 @@ CLAUDE = Profile(
         },
     },
     dialogs=(_CLAUDE_TRUST, _CLAUDE_TRUST_LISTED, _CLAUDE_PERMISSION),
+    conversation=(
+        "{env:CLAUDE_CONFIG_DIR}/projects/{cwd_slug}/{session_uuid}.jsonl",
+        "{env:HOME}/.claude/projects/{cwd_slug}/{session_uuid}.jsonl",
+    ),
     blocked_markers=(r"Esc to cancel", r"Enter to confirm", "\u276f 1\\. ", *PROMPT_MARKERS),
     busy_markers=("esc to interrupt",),
     screen_skip=CLAUDE_SCREEN_SKIP,

@@ -135,3 +135,15 @@ def test_a_claude_permission_dialog_on_the_screen_becomes_an_ask_and_yes_and_no_
     assert not (outside / "denied").exists() and len(script.results) == 1
     looop.run("_", "worker", "kill", "w1")
     print(f"\n{agent} screen dialog: {time.monotonic() - began:.1f}s")
+
+
+def test_a_claude_worker_ended_before_its_conversation_began_is_not_resumed_but_told_to_start(
+    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    work = real_fleet(looop, up, agent_cli, model_server, "claude", trusted=False)
+    model_server.script("w1", Bash(ASK))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Ship the release.")
+    assert "trust" in wait_ask(looop)["prompt"]  # it stops at the trust dialog: no conversation yet
+    looop.run("_", "worker", "kill", "w1")
+    refused = looop.run("_", "worker", "resume", "w1", code=5).stderr
+    assert "has no conversation to resume" in refused and "_ worker start" in refused
