@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -249,6 +250,11 @@ def parse_args(argv: list[str]) -> tuple[list[str], str]:
             system.append(Path(value).read_text() if os.path.isfile(value) else value)
         elif arg in ("--session-id", "--resume", "--session"):
             state["session"] = f"{arg.removeprefix('--')} {next(it)}"
+            if arg == "--session-id":  # where Claude Code keeps the conversation it begins
+                slug = re.sub(r"[^A-Za-z0-9]", "-", os.getcwd())
+                kept = Path.home() / ".claude" / "projects" / slug / f"{state['session'].split()[1]}.jsonl"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.touch()
         elif arg == "--settings":
             settings = json.loads(Path(next(it)).read_text())
             lines = [f"settings allow: {rule}" for rule in settings.get("permissions", {}).get("allow", [])]
