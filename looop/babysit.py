@@ -244,12 +244,6 @@ class PtySession:
         self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         return self.pid
 
-    def signal_group(self, sig: signal.Signals) -> None:
-        """Signal the agent's whole process group; a group already gone is no error."""
-        if self.pid > 0:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-
     def type(self, keys: str) -> None:
         """Send keys to the agent as if typed (any thread may; only reads belong to `pump`)."""
         child = self.child

@@ -340,20 +340,18 @@ def ask_command(
     Running the same ask again in the same run of the worker re-attaches to it, with its first
     deadline; a new run of the worker (or an ask from outside it) asks anew.
     """
-    import os
 
     from looop.config import setting
     from looop.ids import check_session_id
     from looop.mailbox import await_answer, open_ask, parse_options
+    from looop.procenv import caller_run
 
     check_session_id(session)
     choices = parse_options(options)
     question = read_body(prompt, "prompt").strip()
     dd = data_dir()
     deadline = timeout if timeout is not None else setting(dd.config, "ask_deadline")
-    # inside a worker, the ask belongs to this run of it: only this run re-attaches to it
-    run = os.environ.get("LOOOP_RUN_ID") if os.environ.get("LOOOP_SESSION_ID") == session else None
-    ask = open_ask(dd, session, question, reference, choices, deadline, default, run or None)
+    ask = open_ask(dd, session, question, reference, choices, deadline, default, caller_run(session))
     if sys.stderr.isatty():  # an agent reads stdout and stderr as one: it must see the answer alone
         click.echo(f"looop: ask {ask.id} is waiting for an answer", err=True)
     # only an explicit --timeout or --default ends the wait; the configured deadline only escalates

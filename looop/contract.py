@@ -17,16 +17,6 @@ from pathlib import Path
 
 from looop.errors import InvalidInput
 
-PLACEHOLDERS = (
-    "{prompt_file}",
-    "{prompt}",
-    "{contract_file}",
-    "{contract}",
-    "{task}",
-    "{session_uuid}",
-    "{session_dir}",
-    "{settings_file}",
-)
 TASK_PLACEHOLDERS = ("{prompt}", "{prompt_file}", "{task}")
 WORKER_VERBS = ("ask", "claim", "unclaim", "cost", "kill")  # the verbs a worker runs, for itself
 MAX_ARGUMENT = 120 * 1024  # Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN)
@@ -130,7 +120,7 @@ def agent_argv(command: tuple[str, ...], prompt: Prompt, files: WorkerFiles, ses
         "{settings_file}": str(files.settings),
     }
     takes_task = any(p in arg for arg in command for p in TASK_PLACEHOLDERS)
-    argv = [_fill(arg, values) for arg in command]
+    argv = [fill(arg, values) for arg in command]
     if not takes_task:
         argv.append(prompt.full)
     for arg in argv:
@@ -142,17 +132,19 @@ def agent_argv(command: tuple[str, ...], prompt: Prompt, files: WorkerFiles, ses
     return argv
 
 
-def _fill(argument: str, values: dict[str, str]) -> str:
-    """Replace every placeholder in one pass, so a value that contains `{task}` stays as it is."""
+def fill(text: str, values: dict[str, str]) -> str:
+    """Replace every placeholder of `values` in `text` in one pass (the longest first where two
+    start alike), so a value that itself holds a placeholder, such as `{task}`, stays as it is."""
+    placeholders = sorted(values, key=len, reverse=True)
     out: list[str] = []
     index = 0
-    while index < len(argument):
-        for placeholder in PLACEHOLDERS:
-            if argument.startswith(placeholder, index):
+    while index < len(text):
+        for placeholder in placeholders:
+            if text.startswith(placeholder, index):
                 out.append(values[placeholder])
                 index += len(placeholder)
                 break
         else:
-            out.append(argument[index])
+            out.append(text[index])
             index += 1
     return "".join(out)

@@ -10,7 +10,6 @@ for itself) is allowed without an ask: the worker is never shown a dialog for `_
 
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from looop.contract import WORKER_VERBS
 from looop.errors import Cancelled, InvalidInput
 from looop.mailbox import await_answer, open_ask
 from looop.paths import DataDir
+from looop.procenv import caller_run
 
 OPTIONS = ["yes", "always", "no"]
 _UNQUOTED_SYNTAX = frozenset("`$;&|<>()\n\\*?[]{}~#")  # expansions, lists, redirections, globs
@@ -93,7 +93,6 @@ def decide(dd: DataDir, session: str, raw: bytes, looop: str) -> bytes:
     request = PermissionRequest.parse(raw)
     if request.tool == "Bash" and is_own_verb(request.concern, looop, session):
         return _decision({"behavior": "allow"})
-    run = os.environ.get("LOOOP_RUN_ID") if os.environ.get("LOOOP_SESSION_ID") == session else None
     question = f"Claude Code asks permission to use {request.tool}" + (":" if request.concern else ".")
     if request.concern:
         question += f" {request.concern}"
@@ -104,7 +103,7 @@ def decide(dd: DataDir, session: str, raw: bytes, looop: str) -> bytes:
         request.concern or None,
         OPTIONS,
         setting(dd.config, "ask_deadline"),
-        run=run or None,
+        run=caller_run(session),
     )
     try:
         answer = await_answer(dd, ask.id, None)

@@ -77,6 +77,14 @@ def env_problem(key: object, value: object) -> str | None:
     return None
 
 
+def caller_run(session: str) -> str | None:
+    """The run of worker `session` this process belongs to (its `LOOOP_RUN_ID`, when it runs
+    inside that worker), else None: an ask made there is that run's, and only it re-attaches."""
+    if os.environ.get("LOOOP_SESSION_ID") != session:
+        return None
+    return os.environ.get("LOOOP_RUN_ID") or None
+
+
 def worker_env(dd: DataDir, session: str, run: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A worker's environment: the user's (`up`'s), a terminal, `extra` (the config's `env`, then
     `--env`), and how to reach looop (`run` names this run of the session: its asks are its own)."""

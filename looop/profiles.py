@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from looop.contract import WORKER_VERBS
+from looop.contract import WORKER_VERBS, fill
 from looop.errors import ConfigError
 
 
@@ -73,8 +73,8 @@ class Profile:
             names = re.findall(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", template)
             if not all(env.get(name) for name in names):
                 continue
-            place = re.sub(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env[m.group(1)], template)
-            places.append(place.replace("{cwd_slug}", slug).replace("{session_uuid}", session_uuid))
+            values = {f"{{env:{name}}}": env[name] for name in names}
+            places.append(fill(template, {**values, "{cwd_slug}": slug, "{session_uuid}": session_uuid}))
         if not places or any(os.path.exists(place) for place in places):
             return None
         return " or ".join(places)
@@ -285,20 +285,18 @@ def filled_settings(profile: Profile, looop: str, session: str) -> dict[str, Any
         return None
     values = {"{looop}": looop, "{looop_shell}": shlex.quote(looop), "{session}": shlex.quote(session)}
 
-    def fill(value: Any) -> Any:
+    def filled(value: Any) -> Any:
         if isinstance(value, str):
-            for placeholder, text in values.items():
-                value = value.replace(placeholder, text)
-            return value
+            return fill(value, values)
         if isinstance(value, list):
-            return [fill(v) for v in value]
+            return [filled(v) for v in value]
         if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
+            return {k: filled(v) for k, v in value.items()}
         return value
 
-    filled = fill(profile.settings)
-    assert isinstance(filled, dict)
-    return filled
+    settings = filled(profile.settings)
+    assert isinstance(settings, dict)
+    return settings
 
 
 def shown_dialog(profile: Profile, screen: str) -> tuple[Dialog, str] | None:

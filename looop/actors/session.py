@@ -397,6 +397,10 @@ class SessionActor(SupervisedActor):
             return None
         if not shows_blocked(self.spec.profile, self._screen_text):
             return None
+        return self._last_lines()
+
+    def _last_lines(self) -> list[str]:
+        """The last non-empty lines of the screen the pump last rendered, for the state file."""
         return [line for line in self._screen_text.splitlines() if line.strip()][-12:]
 
     def _check_stall(self) -> None:
@@ -408,8 +412,7 @@ class SessionActor(SupervisedActor):
         if quiet < self.spec.stall_after:
             return
         self._stalled = True
-        lines = [line for line in self.pty.screen.text.splitlines() if line.strip()]
-        self._record["last_screen"] = lines[-12:]
+        self._record["last_screen"] = self._last_lines()
         journal.record(self.dd, "worker stalled", self.spec.id, f"nothing for {quiet:.0f}s", who="looop")
         self._update_live_state()
 
