@@ -149,28 +149,25 @@ _CLAUDE_TRUST_LISTED = Dialog(
     {"yes": "\x1b[F\r", "no": "\x1b[H\r"},
 )
 
+
+# Claude Code starts a session of a given id and resumes one by it; otherwise the same command
+def _claude_command(session_flag: str) -> tuple[str, ...]:
+    return (
+        "claude",
+        "--settings",
+        "{settings_file}",
+        session_flag,
+        "{session_uuid}",
+        "--append-system-prompt",
+        "{contract}",
+        "{task}",
+    )
+
+
 CLAUDE = Profile(
     name="claude",
-    command=(
-        "claude",
-        "--settings",
-        "{settings_file}",
-        "--session-id",
-        "{session_uuid}",
-        "--append-system-prompt",
-        "{contract}",
-        "{task}",
-    ),
-    resume=(
-        "claude",
-        "--settings",
-        "{settings_file}",
-        "--resume",
-        "{session_uuid}",
-        "--append-system-prompt",
-        "{contract}",
-        "{task}",
-    ),
+    command=_claude_command("--session-id"),
+    resume=_claude_command("--resume"),
     settings={
         # "default": ask through the PermissionRequest hook (newer releases default to "auto",
         # whose server-side check a gateway such as a local proxy does not pass, so it asks on screen)
