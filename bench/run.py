@@ -32,14 +32,15 @@ FAKE_AGENT = Path(__file__).resolve().parent.parent / "tests" / "fake_agent.py"
 class Bench:
     """A temp data dir and helpers to drive the real CLI against it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, program: str = LOOOP) -> None:
+        self.program = program  # another build of looop, to compare with
         self.data = root / "data"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
         self.env.update(LOOOP_DATA_DIR=str(self.data), HOME=str(root))
 
     def run(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(
-            [LOOOP, *args], env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+            [self.program, *args], env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL
         )
         if check and done.returncode != 0:
             raise RuntimeError(f"looop {' '.join(args)}: {done.stderr}")
@@ -47,7 +48,7 @@ class Bench:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [LOOOP, *args],
+            [self.program, *args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -74,9 +75,9 @@ class Bench:
 
 
 @contextmanager
-def bench_dir() -> Iterator[Bench]:
+def bench_dir(program: str = LOOOP) -> Iterator[Bench]:
     with tempfile.TemporaryDirectory(prefix="looop-bench-") as root:
-        bench = Bench(Path(root))
+        bench = Bench(Path(root), program)
         try:
             yield bench
         finally:
@@ -103,7 +104,7 @@ def wake_latencies(bench: Bench, rounds: int) -> tuple[list[float], list[float]]
     """(ask -> wait returns, answer -> ask returns), in seconds, over `rounds` round trips."""
     ask_to_wait: list[float] = []
     answer_to_ask: list[float] = []
-    bench.run("_", "wait")
+    bench.run("_", "wait", "--all")
     for i in range(rounds):
         waiter = bench.popen("_", "wait", "--json")
         time.sleep(0.15)  # let the waiter block first
@@ -119,7 +120,7 @@ def wake_latencies(bench: Bench, rounds: int) -> tuple[list[float], list[float]]
         returned = time.time()
         answered = orjson.loads((bench.data / "answers" / f"{ask['id']}.json").read_bytes())["answered_at"]
         answer_to_ask.append(returned - answered)
-        bench.run("_", "wait")  # consume the change the answer made, so the next wait blocks
+        # an answer is no news: the next wait blocks (the ask it answered was seen)
     return ask_to_wait, answer_to_ask
 
 

@@ -79,15 +79,26 @@ def show_state(as_json: bool) -> None:
     emit_state(gather(data_dir()), as_json)
 
 
-def wait(as_json: bool, timeout: float | None) -> None:
-    """`_ wait`: the state once the world hash moved; `TimedOut` (after printing) when it did not."""
+def wait(
+    as_json: bool,
+    timeout: float | None,
+    since: str | None = None,
+    cursor: str | None = None,
+    everything: bool = False,
+) -> None:
+    """`_ wait`: the state once it holds news for the reader; `TimedOut` (after printing) when it
+    did not. The cursor moves only once the state is printed (see `tick.wait_for_news`)."""
+    from looop.cursors import advance
     from looop.errors import TimedOut
-    from looop.tick import wait_for_change
+    from looop.tick import wait_for_news
 
-    state, changed = wait_for_change(data_dir(), timeout)
+    dd = data_dir()
+    state, changed = wait_for_news(dd, since, cursor, everything, timeout)
     emit_state(state, as_json)
     if not changed:
         raise TimedOut(f"no change within {timeout:g}s")
+    if since is None:
+        advance(dd, cursor, state["world_hash"])
 
 
 def answer(ask_id: str, text: str) -> None:

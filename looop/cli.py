@@ -171,13 +171,27 @@ def state_command(as_json: bool) -> None:
 @click.option(
     "--timeout", callback=parse_seconds, metavar="S", help="Give up after S (e.g. 30, 5m): exit 124."
 )
-def wait_command(as_json: bool, timeout: float | None) -> None:
-    """Block until the world hash differs from the one last returned, then print the state.
+@click.option("--since", metavar="HASH", help="News after this world_hash; moves no cursor.")
+@click.option("--cursor", metavar="NAME", help="Keep a cursor of your own (default: the root agent's).")
+@click.option("--all", "everything", is_flag=True, help="Return at once with everything pending.")
+def wait_command(
+    as_json: bool, timeout: float | None, since: str | None, cursor: str | None, everything: bool
+) -> None:
+    """Block until something needs judgment that this reader has not seen; print the state.
 
-    Returns at once when something changed since the previous `_ wait`. On --timeout it
-    prints the unchanged state and exits 124.
+    Returns at once when there is news since the cursor's last `_ wait` (its `news` lists it).
+    On --timeout it prints the state and exits 124. See `looop --help` for what wakes it.
     """
-    actions.wait(as_json, timeout)
+    from looop.cursors import is_world_hash
+    from looop.ids import check_id
+
+    if since is not None and (cursor is not None or everything):
+        raise InvalidInput("--since moves no cursor: use it without --cursor and --all")
+    if since is not None and not is_world_hash(since):
+        raise InvalidInput(f"--since takes a world_hash (16 hex digits), not {since[:40]!r}")
+    if cursor is not None:
+        check_id(cursor, "cursor name")
+    actions.wait(as_json, timeout, since, cursor, everything)
 
 
 @verbs.command("answer", context_settings=CONTEXT)

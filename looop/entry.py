@@ -38,12 +38,9 @@ def _state(as_json: bool) -> None:
 
 
 def _wait(as_json: bool) -> None:
-    from looop.fastclient import served
+    from looop import actions
 
-    if not served("wait_print", as_json):
-        from looop import actions
-
-        actions.wait(as_json, None)
+    actions.wait(as_json, None)
 
 
 def _answer(ask_id: str, text: str) -> None:

@@ -1,5 +1,5 @@
-"""The root agent's hottest reads, served by a running `up`: `_ state` and `_ wait` without
-importing looop's modules (or orjson) in the calling process.
+"""The root agent's hottest read, served by a running `up`: `_ state` without importing looop's
+modules (or orjson) in the calling process. (`_ wait` blocks anyway: it takes the ordinary path.)
 
 The `up` process gathers the state from the files on every request (nothing is cached) and
 replies with a status line, `ok` or `error CODE MESSAGE`, then the output exactly as the verb
@@ -10,31 +10,20 @@ work itself from the files.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 
 from looop.locate import data_root, socket_file
 
-HEX = frozenset("0123456789abcdef")
 SILENCE = 6.0  # as looop.control.SILENCE (not imported: this module stays light)
 
 
 def served(op: str, as_json: bool) -> bool:
-    """Print the reply to `op` (`state` or `wait_print`) from the daemon; False if there is none.
+    """Print the reply to `op` (`state`) from the daemon; False if there is none.
 
     Exits with the daemon's code on an error reply."""
     root = data_root()
-    since = ""
-    if op == "wait_print":
-        try:
-            with open(os.path.join(root, ".last-tick-hash")) as handle:
-                since = handle.read().strip()
-        except OSError:
-            since = ""
-        if not set(since) <= HEX:
-            since = ""  # never splice anything but a hash into the request
-    request = f'{{"op":"{op}","format":"{"json" if as_json else "text"}","since":"{since}"}}\n'
+    request = f'{{"op":"{op}","format":"{"json" if as_json else "text"}"}}\n'
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(SILENCE)  # each read: the daemon sends a keepalive line every second
     try:

@@ -1,13 +1,13 @@
 """The `up` process's side of the worker verbs: start, kill, refresh and stop session actors.
 
 Its methods run in the mailbox's request threads and in the mailbox itself; they `tell` session
-actors and wait on their handles' events, so a slow worker never blocks the mailbox (the one wait
-in the mailbox, for a worker's screen before its new ask is shown, is bounded).
+actors and wait on their handles' events, so a slow worker never blocks the mailbox (which only
+`tell`s: a worker with a new ask tells it back when its screen is written).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import threading
 import time
@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pykka
 
 from looop import budget, journal
-from looop.actors.session import RENDER_WAIT, Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
+from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
 from looop.config import Config, load_config
 from looop.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
 from looop.costs import spend_by_session
@@ -238,38 +238,32 @@ class Fleet:
             "processes": 0 if swept is None else swept.count,
         }
 
-    def refresh(self, world: Callable[[], dict[str, Any]]) -> bool:
+    def refresh(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
         """Files changed: tell each live session its pending ask and claims, and enforce the
-        budget, all from `world()`, the state exactly as the root agent sees it. A session with
-        a new pending ask is asked instead, and waited for (briefly), so that its screen is
-        written before the root agent is shown the ask; True if any was (`world()` is stale)."""
+        budget, all from `state`, the state exactly as the root agent sees it. A session with a
+        new pending ask writes its screen first and then calls `rendered` with its id: the
+        sessions returned, so that the root agent is shown the ask with the screen behind it."""
         with self._lock:
             live = {s: ref for s, (ref, h) in self._sessions.items() if not h.ended.is_set()}
         if not live:
-            return False
-        state = world()
+            return []
         pending = {w["id"]: w["pending_ask"] for w in state["workers"]}
         held: dict[str, list[str]] = {}
         for claim in state["claims"]:
             held.setdefault(claim["holder"], []).append(claim["resource"])
         spent = state["spend"]["by_session"]
-        replies = []
+        asked = []
         self._asks_told = {s: a for s, a in self._asks_told.items() if s in live}
         for session, ref in live.items():
             ask = pending.get(session)
-            message = Refresh(ask, tuple(held.get(session, ())), spent.get(session, {}))
-            if ask is None or self._asks_told.get(session) == ask:
-                tell_quietly(ref, message)
-                continue
-            self._asks_told[session] = ask
-            with contextlib.suppress(pykka.ActorDeadError):
-                replies.append(ref.ask(message, block=False))
-        deadline = time.monotonic() + RENDER_WAIT + 1.0
-        for reply in replies:  # a new ask is shown once its worker's screen is written
-            with contextlib.suppress(Exception):
-                reply.get(timeout=max(0.0, deadline - time.monotonic()))
+            new = ask is not None and self._asks_told.get(session) != ask
+            if new:
+                self._asks_told[session] = str(ask)
+                asked.append(session)
+            done = functools.partial(rendered, session) if new else None
+            tell_quietly(ref, Refresh(ask, tuple(held.get(session, ())), spent.get(session, {}), done))
         self._enforce_budget(live, state)
-        return bool(replies)
+        return asked
 
     def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]], state: dict[str, Any]) -> None:
         """Notify each new 80 %/100 % crossing once; stop a live worker past its own budget.

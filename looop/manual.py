@@ -37,13 +37,29 @@ HOW TO RUN IT
   agent and has nothing to attach to.
 
 ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
-  Your loop:  while true; do state=$(looop _ wait --json); act; done
-  * `looop _ wait --json` blocks until the world changed since it last
-    returned (a new ask, a sensor reading, a worker's state, a goal) and
-    prints the state:
-      {world_hash, snapshots{name: reading}, asks[{id, worker, prompt,
-       reference, options}], workers[{id, state, alive}], goals[id],
-       journal_tail[], claims, spend, notifications, problems}
+  Your loop:  while true; do state=$(looop _ wait --json --timeout 100); act; done
+  * `looop _ wait --json` blocks until there is something to judge that
+    you have not seen, then prints the state; its `news` lists what is new:
+      {world_hash, news[], snapshots{name: reading}, asks[{id, worker,
+       prompt, reference, options, urgent}], workers[{id, state, alive}],
+       goals[id], journal_tail[], claims, spend, notifications, problems}
+    What wakes it, once per event: a new ask, or one escalated (urgent); a
+    worker that ended (except by `_ worker kill`: you know), turned `idle`
+    (it finished a turn without ending itself), turned `blocked`, or
+    `stalled`; a sensor reading that changed; a goal added or archived; a
+    notice from looop (a budget threshold, workers found dead).
+    Not: a worker starting or running again, its screen or output, spend
+    below a threshold, your own answers and notices, the journal.
+  * Your tool kills a long command (Claude Code's Bash: 2 min by default,
+    10 at most; pi: per call): keep --timeout S under that limit (exit 124
+    means nothing new: just wait again). A wait that is killed or times
+    out loses nothing: the next one returns the news.
+  * Your cursor (.last-tick-hash) moves only when a wait prints. After a
+    restart (your context was reset), `looop _ wait --json --all` returns
+    at once with everything pending. Others read without moving yours:
+    `--since HASH` (news after a world_hash they were shown; moves no
+    cursor) or `--cursor NAME` (a cursor of their own); `looop status
+    --watch` moves none.
     `looop _ state --json` reads the same thing once, without blocking.
   * Decide the SINGLE most important move; make it with one verb; wait again.
   * Asks first: a worker blocked on an ask (state `asking`) makes no
@@ -54,7 +70,8 @@ ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
 
 VERBS (the root agent's; each mutating one is journaled)
   looop _ state [--json]                 read the state once
-  looop _ wait [--json] [--timeout S]    block until the world changes
+  looop _ wait [--json] [--timeout S]    block until there is news for you
+        [--all | --since HASH | --cursor NAME]   (see above)
   looop _ answer ASK_ID TEXT             resolve a worker's pending ask
   looop _ goal write ID [BODY]           create or replace goals/ID.md
   looop _ goal archive ID                move it to goals/archive/

@@ -101,7 +101,21 @@ class DataDir:
 
     @property
     def last_tick_hash(self) -> Path:
+        """The root agent's cursor: the world hash its last `_ wait` returned."""
         return self.root / ".last-tick-hash"
+
+    @property
+    def cursors(self) -> Path:
+        """Named cursors (`_ wait --cursor NAME`), and the facts behind recent world hashes."""
+        return self.root / "cursors"
+
+    def cursor(self, name: str | None) -> Path:
+        """The cursor file of reader `name`; None is the root agent's."""
+        return self.last_tick_hash if name is None else self.cursors / check_id(name, "cursor name")
+
+    def seen_facts(self, world_hash: str) -> Path:
+        """The facts behind a world hash some `_ wait` returned (see `looop.cursors`)."""
+        return self.cursors / "seen" / f"{check_id(world_hash, 'world hash')}.json"
 
     @property
     def seeded_marker(self) -> Path:

@@ -1,9 +1,10 @@
 """Worker session records (`sessions/ID/state.json`) as readers see them. Light: no pykka, no pexpect.
 
 The `up` process's session actor is the only writer of a record. Readers overlay two facts that
-files decide at once, so that one change moves the world hash once: a live worker with a pending
-ask is `asking`, and a worker recorded alive whose babysitter (the `up` process that wrote the
-record) and own process are both gone is `dead`. While its babysitter runs, the record is trusted:
+files decide at once, so that the state is consistent at every instant: a live worker is `asking`
+exactly when it has a pending ask (the asks decide, whatever the record says), and a worker
+recorded alive whose babysitter (the `up` process that wrote the record) and own process are both
+gone is `dead`. While its babysitter runs, the record is trusted:
 the babysitter records an end within moments, with how it ended.
 """
 
@@ -22,6 +23,9 @@ from looop.procs import is_running
 
 LIVE_STATES = ("starting", "running", "idle", "asking", "blocked", "stalled")
 ENDED_STATES = ("exited", "killed", "dead")
+# the session actor's counts of the times a worker turned idle (from running: a finished turn),
+# blocked and stalled; each new one wakes the root agent (`looop.wakes`), its undoing does not
+COUNTERS = {"idle": "idle_count", "blocked": "blocked_count", "stalled": "stalled_count"}
 
 
 def session_ids(dd: DataDir) -> list[str]:
@@ -60,6 +64,8 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
     """`record` if the fields readers do arithmetic, timestamps or lookups with are well typed."""
     for key in ("started", "ended", "found", "last_output"):
         fields.optional_number(record, key, where)
+    for key in COUNTERS.values():
+        fields.optional_number(record, key, where, hi=fields.MAX_AMOUNT)
     for key in ("state", "end_reason", "pending_ask", "agent_session", "cwd"):
         fields.optional_text(record, key, where)
     fields.flag(record, "alive", where)
@@ -96,6 +102,8 @@ def observed(record: dict[str, Any], session: str, pending_ask: str | None) -> d
         view["end_reason"] = record.get("end_reason") or "its process is gone (found by a reader)"
     elif alive and pending_ask:
         state = "asking"
+    elif state == "asking":  # its ask is settled: the files say so before its babysitter does
+        state = "running"
     view["state"] = state
     view["pending_ask"] = pending_ask if alive else None
     return view

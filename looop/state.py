@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import re
 from typing import Any
-
-import orjson
 
 from looop import journal, notify
 from looop.claims import all_claims
 from looop.config import Config, load_config
 from looop.costs import spend_by_session
+from looop.cursors import Facts
 from looop.errors import ConfigError, CorruptFile
 from looop.ids import is_valid_id
 from looop.mailbox import pending_asks
@@ -22,6 +20,7 @@ from looop.memory import list_goals
 from looop.paths import DataDir
 from looop.sessions import observed, worker_records
 from looop.upstatus import read_status
+from looop.wakes import digest, wake_facts
 
 # A screen line that reads like the reason a worker failed (shown for a worker that ended badly)
 ERROR_LINE = re.compile(
@@ -116,24 +115,13 @@ def _failed(view: dict[str, Any]) -> bool:
     return view.get("state") == "dead" or (view.get("state") == "exited" and view.get("exit_code") != 0)
 
 
-def world_hash(
-    snapshots: dict[str, str], asks: list[dict[str, Any]], workers: list[dict[str, Any]], goals: list[str]
-) -> str:
-    """A stable digest of what the root agent acts on; the journal is left out on purpose,
-    so that the root agent's own moves do not wake it."""
-    essence = {
-        "snapshots": snapshots,
-        "asks": [
-            {k: a[k] for k in ("id", "worker", "prompt", "reference", "options", "urgent")} for a in asks
-        ],
-        "workers": [{k: w[k] for k in ("id", "state", "alive")} for w in workers],
-        "goals": goals,
-    }
-    return hashlib.sha256(orjson.dumps(essence, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
 def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
     """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ..., pulse}`."""
+    return gather_facts(dd, journal_count)[0]
+
+
+def gather_facts(dd: DataDir, journal_count: int = 20) -> tuple[dict[str, Any], Facts]:
+    """The full state, and the facts that wake a reader of `_ wait` (its `world_hash` digests them)."""
     snapshots = read_snapshots(dd)
     asks, problems = pending_asks(dd)
     oldest_ask: dict[str, str] = {}
@@ -154,8 +142,9 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
     pulse = read_status(dd)
     problems += notice_problems + pulse.pop("problems", [])
     public_asks = [a.public() for a in asks]
-    return {
-        "world_hash": world_hash(snapshots, public_asks, workers, goals),
+    facts = wake_facts(snapshots, public_asks, workers, goals, notices)
+    state = {
+        "world_hash": digest(facts),
         "data_dir": str(dd.root),
         "snapshots": snapshots,
         "asks": public_asks,
@@ -174,3 +163,4 @@ def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
         "problems": problems,
         "pulse": pulse,
     }
+    return state, facts

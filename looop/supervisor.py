@@ -59,6 +59,15 @@ def tell_quietly(ref: pykka.ActorRef[Any], message: Any) -> None:
         ref.tell(message)
 
 
+def tell_later(ref: pykka.ActorRef[Any], delay: float, message: Any) -> threading.Timer:
+    """`tell_quietly` after `delay` seconds, from a timer thread (an actor never sleeps); the
+    timer is returned so that its owner can cancel it."""
+    timer = threading.Timer(delay, tell_quietly, [ref, message])
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 @dataclass(frozen=True)
 class ChildExited:
     name: str
@@ -372,12 +381,8 @@ class Supervisor(SupervisedActor):
             return
         delay = min(self._intensity.max_backoff, self._intensity.backoff * 2 ** (len(self._restarts) - 1))
         self._event("restart", f"{self.name}/{message.name}", f"{reason}; restarting in {delay:.1f}s")
-        timer = threading.Timer(
-            delay, tell_quietly, [self.actor_ref, _RestartDue(message.name, child.generation)]
-        )
-        timer.daemon = True
+        timer = tell_later(self.actor_ref, delay, _RestartDue(message.name, child.generation))
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
-        timer.start()
 
     def _escalate(self, why: str) -> None:
         self._event("escalate", self.name, f"giving up: {why}; stopping its children")

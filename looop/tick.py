@@ -1,4 +1,4 @@
-"""`_ wait`: block until the world hash differs from the one last returned."""
+"""`_ wait`: block until the world holds a fact the reader has not seen (see `looop.wakes`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from looop.control import wait_via_daemon
-from looop.fsio import atomic_write
+from looop.cursors import read_cursor, recall, remember
 from looop.paths import DataDir
 from looop.sessions import session_ids
-from looop.state import gather
+from looop.state import gather_facts
+from looop.wakes import news
 
 
 def watched_dirs(dd: DataDir) -> list[Path]:
@@ -19,25 +20,30 @@ def watched_dirs(dd: DataDir) -> list[Path]:
     ]
 
 
-def last_returned_hash(dd: DataDir) -> str:
-    try:
-        return dd.last_tick_hash.read_text().strip()
-    except FileNotFoundError:
-        return ""
+def wait_for_news(
+    dd: DataDir, since: str | None, cursor: str | None, everything: bool, timeout: float | None
+) -> tuple[dict[str, Any], bool]:
+    """The state once it holds news for the reader, and whether it did before `timeout`.
 
-
-def wait_for_change(dd: DataDir, timeout: float | None) -> tuple[dict[str, Any], bool]:
-    """The state once its hash differs from `.last-tick-hash` (then recorded), and whether it did
-    before `timeout`."""
-    last = last_returned_hash(dd)
+    The reader is `since` (a world hash it was shown) when given, else the cursor `cursor` (None:
+    the root agent's); `everything` returns at once. The state's `news` lists the facts the
+    reader had not seen. Nothing is moved here: the caller advances the cursor once it has
+    printed the state, so that a `_ wait` killed before then loses nothing."""
+    base = since if since is not None else read_cursor(dd, cursor)
+    seen = recall(dd, base)
     latest: dict[str, Any] = {}
 
-    def changed() -> dict[str, Any] | None:
-        latest.update(gather(dd))
-        return latest if latest["world_hash"] != last else None
+    def check() -> dict[str, Any] | None:
+        state, facts = gather_facts(dd)
+        state["news"] = news(facts, seen, base)
+        latest.clear()
+        latest.update(state)
+        if not (everything or state["news"]):
+            return None
+        remember(dd, state["world_hash"], facts)
+        return state
 
-    state = wait_via_daemon(dd, {"op": "wait", "since": last}, lambda: watched_dirs(dd), changed, timeout)
+    state = wait_via_daemon(dd, {"op": "wait", "since": base}, lambda: watched_dirs(dd), check, timeout)
     if state is None:
         return latest, False
-    atomic_write(dd.last_tick_hash, (state["world_hash"] + "\n").encode())
     return state, True

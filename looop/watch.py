@@ -40,9 +40,8 @@ WATCH_MASK = (
 POLL_INTERVAL = 0.2
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
 # Written often, read by no one who waits: the journal, logs, worker output, temp and lock files.
-NOISE = frozenset(
-    {"journal.md", "notifications.jsonl", "up.log", "transcript.log", "transcript.log.1", "screen.txt"}
-)
+# (notifications.jsonl is not: a notice from looop itself wakes the root agent.)
+NOISE = frozenset({"journal.md", "up.log", "transcript.log", "transcript.log.1", "screen.txt"})
 
 
 def is_noise(name: bytes) -> bool:

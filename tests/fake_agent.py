@@ -18,6 +18,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: sleep SECONDS
     FAKE: busy SECONDS             show "esc to interrupt", stay quiet that long, then show idle chrome
     FAKE: busy-until FILE          show "esc to interrupt", stay quiet until FILE exists, then idle chrome
+    FAKE: quiet-until FILE         show idle chrome until FILE exists (its turn is over), then busy
     FAKE: spawn-child [NAME]       start a grandchild (same group) that sleeps for ever, NAME in its argv
     FAKE: detach NAME              start, as Claude Code runs a tool command, a grandchild that leaves
                                    the group and the session (setsid, double fork; its stdio off the
@@ -155,6 +156,11 @@ def step(line: str) -> None:
         while not os.path.exists(rest):
             time.sleep(0.05)
         set_status("? for shortcuts")
+    elif verb == "quiet-until":  # its turn is over: idle chrome, then busy again
+        set_status("? for shortcuts")
+        while not os.path.exists(rest):
+            time.sleep(0.05)
+        set_status("esc to interrupt")
     elif verb == "spawn-child":
         name = rest or "fake-grandchild"
         subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)", name])

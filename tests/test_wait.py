@@ -79,19 +79,36 @@ def test_the_root_agents_own_journaled_moves_do_not_wake_it(looop: Looop) -> Non
     assert "after" in state["goals"] and [c["resource"] for c in state["claims"]] == ["thing"]
 
 
-def test_a_new_goal_and_a_worker_state_change_wake_it(looop: Looop) -> None:
+def write_record(looop: Looop, session: str, **fields: Any) -> None:
+    """A worker record as its babysitter writes it; this test process stands in for both the
+    worker and the `up` process babysitting it."""
+    directory = looop.data / "sessions" / session
+    directory.mkdir(parents=True, exist_ok=True)
+    me = os.getpid()
+    record = {"v": 1, "id": session, "alive": True, "pid": me, "up_pid": me, "run": "r1", **fields}
+    (directory / ".s.tmp").write_bytes(orjson.dumps(record))
+    os.replace(directory / ".s.tmp", directory / "state.json")
+
+
+def test_a_new_goal_and_a_worker_that_finished_its_turn_wake_it_and_a_running_one_does_not(
+    looop: Looop,
+) -> None:
     settle(looop)
     waiter = looop.popen("_", "wait", "--json")
     blocked(waiter, "the wait to block")
     looop.run("_", "goal", "write", "new-goal", "body")
     assert "new-goal" in wait_json(waiter)["goals"]
-    session = looop.data / "sessions/w9"
-    session.mkdir()
+    (looop.data / "sessions/w9").mkdir()
     waiter = looop.popen("_", "wait", "--json")
     blocked(waiter, "the wait to block on a session without a record")
-    me = os.getpid()  # stands in for both the worker and the `up` process babysitting it
-    (session / ".s.tmp").write_text(
-        f'{{"v": 1, "id": "w9", "state": "running", "alive": true, "pid": {me}, "up_pid": {me}}}'
-    )
-    os.replace(session / ".s.tmp", session / "state.json")
-    assert wait_json(waiter)["workers"][0]["state"] == "running"
+    write_record(looop, "w9", state="starting")
+    write_record(looop, "w9", state="running")
+    write_record(looop, "w9", state="idle", idle_count=1)  # the first change that may wake it
+    state = wait_json(waiter)
+    assert state["workers"][0]["state"] == "idle" and state["news"] == ["idle w9 #1 run r1"]
+    waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block again")
+    write_record(looop, "w9", state="running", idle_count=1)  # got going again: no news
+    looop.run("_", "goal", "write", "later", "body")
+    state = wait_json(waiter)
+    assert state["workers"][0]["state"] == "running" and [n.split()[0] for n in state["news"]] == ["goals"]

@@ -1,9 +1,8 @@
-"""The mailbox: serves the control socket and wakes waiters the instant the world changes."""
+"""The mailbox: serves the control socket and wakes waiters once a change has settled."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import socket
@@ -15,12 +14,14 @@ from typing import Any
 
 from looop import control
 from looop.actions import state_output
+from looop.actors.session import RENDER_WAIT
+from looop.cursors import Facts, recall
 from looop.errors import LooopError, StorageError
-from looop.fsio import atomic_write
 from looop.paths import DataDir
-from looop.state import gather
-from looop.supervisor import Link, SupervisedActor, tell_quietly
+from looop.state import gather, gather_facts
+from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.tick import watched_dirs
+from looop.wakes import digest, news
 from looop.watch import DirWatcher
 
 WATCH_TICK = control.KEEPALIVE
@@ -45,19 +46,43 @@ class Keepalive:
     """Time to tell every client still waiting for its reply that the daemon hears it."""
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A worker's screen is written after its new ask (see `Refresh.rendered`)."""
+
+    session: str
+
+
+@dataclass(frozen=True)
+class _Settle:
+    """Time to see whether a burst of changes is over."""
+
+
+@dataclass(frozen=True)
+class _RenderDue:
+    """The screens asked for by look number `look` are overdue: show the asks without them."""
+
+    look: int
+
+
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
-World = Callable[[], dict[str, Any]]
-"""The state as `gather` reads it, read at most once per change however many need it."""
+OnChange = Callable[[dict[str, Any], Callable[[str], None]], list[str]]
+"""Told the state after each settled change, and a callback for each worker whose screen it
+has asked to be written (named in the returned list) before the waiters are woken."""
+
+SETTLE = 0.01  # quiet this long, a burst of changes (one move makes several) is over
+MAX_SETTLE = 0.1  # however long the burst: waiters are never kept longer than this by it
+RENDER_DUE = RENDER_WAIT + 1.0  # the most waiters are held for a new ask's screen
 
 
 @dataclass(frozen=True)
 class _WorldWaiter:
-    """A `_ wait` blocked until the world hash differs from `since`; `as_json` None means it wants
-    only the hash (and gathers itself), else the printed state in that format."""
+    """A `_ wait` blocked until the world holds a fact not in `seen` (the facts behind `since`;
+    None when those are not kept: then until the world hash differs from `since`)."""
 
     channel: control.Channel
     since: str
-    as_json: bool | None
+    seen: Facts | None
 
 
 def _identity(info: os.stat_result) -> tuple[int, int, int]:
@@ -69,14 +94,18 @@ def _format(request: dict[str, Any]) -> bool:
 
 
 class MailboxActor(SupervisedActor):
-    """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`."""
+    """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`.
+
+    A change is looked at once the burst it belongs to has settled (SETTLE), so that one move
+    wakes a waiter once, with the state it led to; a new ask is shown once its worker's screen
+    is written (`on_change`), and nothing here waits for that: the worker says when."""
 
     def __init__(
         self,
         dd: DataDir,
         handlers: dict[str, Handler],
         link: Link,
-        on_change: Callable[[World], bool] | None = None,
+        on_change: OnChange | None = None,
     ) -> None:
         super().__init__(link)
         self.dd = dd
@@ -88,6 +117,9 @@ class MailboxActor(SupervisedActor):
         self._world_waiters: list[_WorldWaiter] = []
         self._answer_waiters: list[tuple[control.Channel, str]] = []
         self._pending: list[control.Channel] = []  # every request not yet replied to
+        self._burst: tuple[float, float] | None = None  # a settling burst: (first, last change)
+        self._rendering: set[str] = set()  # workers whose screens the waiters wait for
+        self._looks = 0
 
     def started(self) -> None:
         self._server = control.listen(self.dd)
@@ -117,17 +149,50 @@ class MailboxActor(SupervisedActor):
             for channel in self._pending:
                 channel.keepalive()
         elif isinstance(message, Changed):
-            self._changed()
+            self._check_answers()  # an answer is a file that exists: no burst to wait for
+            now = time.monotonic()
+            if self._burst is None:
+                tell_later(self.actor_ref, SETTLE, _Settle())
+            self._burst = (now if self._burst is None else self._burst[0], now)
+        elif isinstance(message, _Settle):
+            self._settle()
+        elif isinstance(message, Rendered):
+            if message.session in self._rendering:
+                self._rendering.discard(message.session)
+                if not self._rendering:
+                    self._look()
+        elif isinstance(message, _RenderDue):
+            if message.look == self._looks and self._rendering:
+                log.warning("screens of %s not written in time", ", ".join(sorted(self._rendering)))
+                self._rendering.clear()
+                self._look()
         else:
             super().handle(message)
 
-    def _changed(self) -> None:
-        """Let `on_change` see the world (it has a new ask's screen written first), then wake
-        whoever waits for it."""
-        world: World = functools.cache(lambda: gather(self.dd))
-        if self.on_change is not None and self.on_change(world):
-            world = functools.cache(lambda: gather(self.dd))  # screens were written: read again
-        self._check(world)
+    def _settle(self) -> None:
+        if self._burst is None:
+            return
+        first, last = self._burst
+        now = time.monotonic()
+        if now - last < SETTLE and now - first < MAX_SETTLE:
+            tell_later(self.actor_ref, min(SETTLE - (now - last), MAX_SETTLE - (now - first)), _Settle())
+            return
+        self._burst = None
+        self._look()
+
+    def _look(self) -> None:
+        """Read the world; let `on_change` see it (sessions with a new ask write their screens
+        first: then wait for them), else wake whoever it holds news for."""
+        self._looks += 1
+        state, facts = gather_facts(self.dd)
+        if self.on_change is not None:
+            me = self.actor_ref
+            asked = self.on_change(state, lambda session: tell_quietly(me, Rendered(session)))
+            if asked:
+                self._rendering |= set(asked)
+                tell_later(self.actor_ref, RENDER_DUE, _RenderDue(self._looks))
+        if not self._rendering and self._burst is None:
+            self._check_world(facts)
 
     # threads ----------------------------------------------------------------------------------
 
@@ -184,16 +249,16 @@ class MailboxActor(SupervisedActor):
 
     def _incoming(self, conn: control.Channel, request: dict[str, Any]) -> None:
         op = request.get("op")
-        if op in ("wait", "wait_print"):
-            # wait_print: reply with the state as `_ wait` prints it (see looop.fastclient)
-            shown = _format(request) if op == "wait_print" else None
-            self._world_waiters.append(_WorldWaiter(conn, str(request.get("since", "")), shown))
-            self._changed()  # an ask filed since the last change is not shown before its screen
+        if op == "wait":
+            since = str(request.get("since", ""))
+            self._world_waiters.append(_WorldWaiter(conn, since, recall(self.dd, since)))
+            if self._burst is None and not self._rendering:
+                self._look()  # news since the client last looked, unless a look is under way
         elif op == "state":
             threading.Thread(target=self._serve_state, args=(conn, _format(request)), daemon=True).start()
         elif op == "answer":
             self._answer_waiters.append((conn, str(request.get("ask", ""))))
-            self._check()
+            self._check_answers()
         elif op == "ping":
             conn.reply({"ok": True, "pid": os.getpid()})
         elif isinstance(op, str) and op in self.handlers:
@@ -228,27 +293,25 @@ class MailboxActor(SupervisedActor):
             return
         conn.send(b"ok\n" + output)
 
-    def _check(self, world: World | None = None) -> None:
-        """Reply to every waiter whose condition now holds; forget those who hung up."""
+    def _check_world(self, facts: Facts) -> None:
+        """Wake every `_ wait` the world holds news for (it reads the state itself: the files
+        decide); forget those who hung up."""
         self._world_waiters = [w for w in self._world_waiters if not w.channel.closed()]
-        self._answer_waiters = [(c, a) for c, a in self._answer_waiters if not c.closed()]
-        if self._world_waiters:
-            state = world() if world is not None else gather(self.dd)
-            digest = state["world_hash"]
-            due = [w for w in self._world_waiters if w.since != digest]
-            self._world_waiters = [w for w in self._world_waiters if w.since == digest]
-            if any(w.as_json is not None for w in due):
-                atomic_write(self.dd.last_tick_hash, (digest + "\n").encode())
-            shown: dict[bool, bytes] = {}  # rendered once per format, however many wait
-            for waiter in due:
-                if waiter.as_json is None:
-                    waiter.channel.reply({"ok": True, "world_hash": digest})
-                else:
-                    if waiter.as_json not in shown:
-                        shown[waiter.as_json] = b"ok\n" + state_output(state, waiter.as_json)
-                    waiter.channel.send(shown[waiter.as_json])
+        world_hash = digest(facts)
+        waiting = []
+        for waiter in self._world_waiters:
+            if news(facts, waiter.seen, waiter.since):
+                waiter.channel.reply({"ok": True, "world_hash": world_hash})
+            else:
+                waiting.append(waiter)
+        self._world_waiters = waiting
+
+    def _check_answers(self) -> None:
+        """Reply to every `_ ask` whose answer is filed; forget those who hung up."""
         waiting: list[tuple[control.Channel, str]] = []
         for conn, ask_id in self._answer_waiters:
+            if conn.closed():
+                continue
             try:
                 settled = self.dd.answer(ask_id).exists()
             except LooopError:

@@ -29,6 +29,7 @@ from looop.supervisor import (
     children_of,
     start_child,
     stop_child,
+    tell_later,
     tell_quietly,
 )
 from looop.supervisor import Link as SupervisorLink
@@ -162,11 +163,7 @@ class PulseActor(SupervisedActor):
         if not names:
             self._finish()
             return
-        timer = threading.Timer(
-            timeout + 2 * KILL_GRACE + 2, tell_quietly, [self.actor_ref, _BeatDeadline(beat.number)]
-        )
-        timer.daemon = True
-        timer.start()
+        tell_later(self.actor_ref, timeout + 2 * KILL_GRACE + 2, _BeatDeadline(beat.number))
 
     def _sensor_done(self, message: SensorDone) -> None:
         result = message.result

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from looop.mailbox import cancel_ask, cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
 from looop.procs import KILL_WAIT, Ended, await_gone, end_processes, start_time
 from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
+from looop.sessions import COUNTERS
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
@@ -79,12 +81,13 @@ class Terminate:
 @dataclass(frozen=True)
 class Refresh:
     """Facts from other files changed: the worker's oldest pending ask, its claims, its spend.
-    Asked (not told) when the pending ask is new: the reply comes once the worker's screen
-    shows what it printed before asking."""
+    When the pending ask is new, `rendered` is called once the worker's screen shows what it
+    printed before asking (the root agent is shown the ask after that)."""
 
     pending_ask: str | None
     claims: tuple[str, ...]
     cost: dict[str, float]
+    rendered: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class SessionActor(SupervisedActor):
             "killed_by": None,
             "last_output": None,
             "pending_ask": None,
+            **dict.fromkeys(COUNTERS.values(), 0),
             "claims": [],
             "cost": {},
             "transcript": str(dd.transcript(spec.id)),
@@ -251,6 +255,8 @@ class SessionActor(SupervisedActor):
         elif isinstance(message, Refresh):
             if message.pending_ask and message.pending_ask != self._record["pending_ask"]:
                 self.pty.render_now(RENDER_WAIT)  # the root sees the screen that led to the ask
+            if message.rendered is not None:
+                message.rendered()
             if message.pending_ask or self._record["pending_ask"]:
                 self._asked_at = time.monotonic()  # an ask under way, or just settled
             self._record.update(
@@ -284,6 +290,11 @@ class SessionActor(SupervisedActor):
             state = "starting"
         else:
             state = "running" if self._active else "idle"
+        previous = self._record["state"]
+        if state != previous and (state != "idle" or previous == "running"):
+            counter = COUNTERS.get(state)  # a finished turn, a dialog nobody is asked, a stall
+            if counter is not None:
+                self._record[counter] += 1
         self._record["state"] = state
         if blocked:
             self._record["blocked_by"] = blocked

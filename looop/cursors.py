@@ -1,0 +1,72 @@
+"""Readers' cursors: which world each reader of `_ wait` last saw.
+
+A cursor file holds a world hash. The facts behind a hash (`looop.wakes`) are kept beside, in
+`cursors/seen/HASH.json`, for the most recent hashes any `_ wait` returned: with them a reader
+is woken only by facts it has not seen. A hash whose facts are gone (pruned, or never kept)
+still works: then any difference wakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import orjson
+
+from looop.errors import LooopError
+from looop.fsio import atomic_write, ensure_dir
+from looop.paths import DataDir
+
+KEEP_SEEN = 64  # fact sets kept: far more than readers that lag behind at once
+HEX = frozenset("0123456789abcdef")
+Facts = frozenset[str]  # as `looop.wakes` makes them
+
+
+def is_world_hash(value: str) -> bool:
+    return len(value) == 16 and set(value) <= HEX
+
+
+def read_cursor(dd: DataDir, name: str | None) -> str:
+    """The hash reader `name` last saw ("" when none, or when the file holds no hash)."""
+    try:
+        value = dd.cursor(name).read_text(errors="replace").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    return value if is_world_hash(value) else ""
+
+
+def advance(dd: DataDir, name: str | None, world_hash: str) -> None:
+    """Record that reader `name` has seen `world_hash` (once it has printed the state)."""
+    path = dd.cursor(name)
+    if name is not None:
+        ensure_dir(path.parent)
+    atomic_write(path, (world_hash + "\n").encode())
+
+
+def remember(dd: DataDir, world_hash: str, facts: Facts) -> None:
+    """Keep the facts behind `world_hash`, and forget all but the newest KEEP_SEEN."""
+    path = dd.seen_facts(world_hash)
+    if path.exists():
+        os.utime(path)  # recently returned again: keep it
+        return
+    ensure_dir(path.parent)
+    atomic_write(path, orjson.dumps(sorted(facts)))
+    with contextlib.suppress(OSError):
+        entries = sorted(path.parent.iterdir(), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in entries[KEEP_SEEN:]:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+
+
+def recall(dd: DataDir, world_hash: str) -> Facts | None:
+    """The facts behind `world_hash`, None when they are not kept (or unreadable: then any
+    difference counts, which loses nothing)."""
+    if not is_world_hash(world_hash):
+        return None
+    try:
+        value = orjson.loads(dd.seen_facts(world_hash).read_bytes())
+    except (OSError, orjson.JSONDecodeError, LooopError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+        return None
+    return frozenset(value)
