@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment, program, without_agent_settings
-from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, unique_marker
-from tests.model_server import Bash, ModelServer
+from tests.agent_clis import CLAUDES, agent_environment, program, without_agent_settings
+from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, unique_marker, wait_for, worker
+from tests.model_server import Bash, ModelServer, Say
 
 
 def verb(worker: str, *words: str) -> str:
@@ -170,3 +170,26 @@ def test_a_resumed_real_agent_worker_continues_its_conversation_where_it_was_kil
     resumed = script.requests[-1]["messages"]
     assert "You were interrupted" in orjson.dumps(resumed).decode() and script.results[0].strip() == "one"
     print(f"\n{agent}, resume: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
+def test_a_real_agent_idle_at_its_prompt_takes_what_worker_tell_types_as_its_next_user_turn(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    script = model_server.script("w1", Say("Done: the tests pass."), Bash(verb("w1", "kill")))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Run the tests.")
+    wait_for(lambda: worker(looop, "w1").get("state") == "idle", 40, f"w1 idle\n{screens(looop)}")
+    assert len(script.requests) == 1
+    # two lines, typed as one paste: one message; then the submit key, once
+    message = "Good. Now end your session:\nrun the kill verb of the contract."
+    looop.run("_", "worker", "tell", "w1", message)
+    assert ended(looop, "w1")["end_reason"] == "ended itself"  # it took the message as a new turn
+    told = [i for i, _ in enumerate(script.requests) if message in "\n".join(script.user_messages(i))]
+    assert told, [script.user_messages(i) for i in range(len(script.requests))]
+    # the task, then the message, whole and alone in its turn: typed and submitted once
+    assert script.user_messages(told[0])[1:] == [message]
+    print(f"\n{agent}, tell: {time.monotonic() - began:.1f}s")
