@@ -557,7 +557,8 @@ def worker_tell(worker_id: str, message: tuple[str, ...]) -> None:
     context, killing loses it. An agent that is busy takes it after its current step. Newlines
     stay in the one message (the claude and pi profiles type it as a bracketed paste);
     other control characters are refused, and so is more than 16 KiB: name a file instead.
-    Exit 4 for no such worker, 5 when it has ended (`_ worker resume` it).
+    Exit 4 for no such worker, 5 when it has ended (`_ worker resume` it) or its agent shows a
+    dialog (the keys would answer it: answer its ask first).
     """
     from looop.control import call
     from looop.ids import check_session_id

@@ -111,7 +111,8 @@ WORKERS
   `_ worker tell` types a message as a human at its terminal would: the
   text (a bracketed paste for claude and pi: newlines stay in one
   message; other control characters and over 16 KiB are refused), then
-  the profile's submit key. A busy agent takes it after its current step.
+  the profile's submit key. A busy agent takes it after its current step;
+  one at a dialog is not told (exit 5: the keys would answer the dialog).
   `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again; the ID `pulse` is reserved.

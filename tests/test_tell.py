@@ -167,3 +167,17 @@ def test_an_ended_worker_is_not_told_and_a_tell_without_up_says_so(
     assert "worker tell" not in looop.journal()
     looop.run("down")
     assert looop.run("_", "worker", "tell", "w1", "hello", code=7).stderr.startswith("looop: looop is not up")
+
+
+def test_a_worker_at_a_dialog_is_not_told_for_its_keys_would_answer_the_dialog(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interactive="fake", idle_after="1s", kill_grace="1s", profiles=PASTING)
+    up.start()
+    looop.run("_", "worker", "start", "w1", script("prompt Overwrite the database? (y/n)", "say after"))
+    wait_for(lambda: "Overwrite the database?" in screen(looop, "w1"), 30, "the dialog on the screen")
+    refused = looop.run("_", "worker", "tell", "w1", "yes, go ahead", code=5).stderr
+    assert refused.startswith("looop: worker w1's agent shows a dialog: a message typed now would answer it")
+    assert "worker tell" not in looop.journal()
+    looop.run("_", "worker", "kill", "w1")
+    assert "prompt answer" not in screen(looop, "w1")  # no key reached it

@@ -291,6 +291,14 @@ class SessionActor(SupervisedActor):
         if self._finished or self._kill is not None or self._exit_seen is not None:
             raise Conflict(f"worker {self.spec.id} is ending: nothing to type into")
         keys = typed_message(self.spec.profile, message.text)
+        self.pty.render_now(RENDER_WAIT)  # the screen as it is now, not as last rendered
+        screen = self.pty.screen.text
+        if shown_dialog(self.spec.profile, screen) is not None or shows_blocked(self.spec.profile, screen):
+            # its keys would answer the dialog (Enter picks the chosen option)
+            raise Conflict(
+                f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
+                " answer its ask (or see its screen.txt) first"
+            )
         self._typing.put(keys)
         if self._typist is None:
             self._typist = self.spawn(self._type_told, f"typist-{self.spec.id}")
