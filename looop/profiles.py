@@ -157,17 +157,17 @@ _CLAUDE_TRUST_LISTED = Dialog(
 )
 
 
-# Typing a message (`_ worker tell`), checked with Claude Code 2.1.197 and 2.1.332 and pi 0.73.1 in
-# a 50x200 pty, at the idle prompt and mid-turn: a short "text\r" in one write is taken by all
+# TYPING a message (`_ worker tell`), checked with Claude Code 2.1.197 and 2.1.332 and pi 0.73.1
+# in a 50x200 pty, at the idle prompt and mid-turn: a short "text\r" in one write is taken by all
 # three, but Claude Code takes a fast burst of characters for a paste, and a "\r" inside that
-# burst for a newline in it: a long message sat in its input box unsent. Both enable bracketed
-# paste and take ESC[200~ text ESC[201~ as one paste (its newlines kept, one message), pi too;
+# burst for a newline in it: a long message sat in its input box unsent. All three take
+# ESC[200~ text ESC[201~ as one bracketed paste (its newlines kept: one message), but
 # 2.1.197 still lost a "\r" that came in the same write as the paste (7 times in 23 tries), so the
 # submit key goes as a write of its own once the agent has redrawn (`PtySession.type_message`).
 # 2.1.332 sends a long or many-line paste to the model inside <pasted_content> tags, as it does
-# with a human's paste. Typed while busy, all three queue the message: pi sends it as the next
-# user turn, Claude Code adds it to its next request as "The user sent a new message while you
-# were working: ..." (2.1.197 as a system message, 2.1.332 in the user's turn).
+# with a human's paste. Typed while busy, all three queue the message (and show it queued): pi
+# sends it as a user message with its next request, Claude Code adds it to its next request as
+# "The user sent a new message while you were working: ..." (2.1.197 as a system message).
 MAX_MESSAGE = 16 * 1024  # bytes (UTF-8): longer text belongs in a file the message names
 
 
