@@ -195,6 +195,8 @@ class PtySession:
         self._wake: tuple[int, int] | None = None
         self._render_lock = threading.Lock()
         self._render_requests: list[threading.Event] = []
+        self._printed = threading.Condition()  # notified by the pump with each read of output
+        self._reads = 0
 
     def spawn(self) -> int:
         """Start the agent; return its pid (also its process group).
@@ -251,6 +253,19 @@ class PtySession:
             with contextlib.suppress(OSError):
                 child.send(keys.encode())
 
+    def type_message(self, text: str, submit: str, echo_wait: float) -> None:
+        """Type `text`, then `submit`, as two writes: the submit key goes once the agent has
+        printed something after the text (a TUI redraws its input box once it took it), or after
+        `echo_wait` seconds when it prints nothing. A TUI reads a submit key that arrives with
+        the text in one read as part of it (see `looop.profiles.TYPING`). Blocks while the
+        agent does not read its input: call it from a thread of its own."""
+        with self._printed:
+            reads = self._reads
+        self.type(text)
+        with self._printed:
+            self._printed.wait_for(lambda: self._reads != reads, echo_wait)
+        self.type(submit)
+
     def render_now(self, timeout: float) -> bool:
         """Have the pump read all the agent has printed so far and write the screen; wait up to
         `timeout` for it. True once done (or nothing is left to render)."""
@@ -306,6 +321,9 @@ class PtySession:
             self.last_output = time.time()
             self.transcript.write(data)
             self.screen.feed(data)
+            with self._printed:
+                self._reads += 1
+                self._printed.notify_all()
 
         try:
             while True:

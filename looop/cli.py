@@ -457,7 +457,7 @@ def dialog_command(session: str) -> None:
 
 @verbs.group("worker", context_settings=CONTEXT)
 def worker_group() -> None:
-    """Start or kill worker sessions (agents looop runs in a pty; needs `looop up`)."""
+    """Start, tell or kill worker sessions (agents looop runs in a pty; needs `looop up`)."""
 
 
 def parse_env(entries: tuple[str, ...]) -> dict[str, str] | None:
@@ -559,6 +559,31 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...], env: tuple[str, ...])
     request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt), "env": parse_env(env)}
     reply = call(data_dir(), request, timeout=180)
     click.echo(f"worker {worker_id} resumed (pid {reply['pid']}) in {reply['cwd']}")
+
+
+@worker_group.command("tell", context_settings=CONTEXT)
+@click.argument("worker_id", metavar="ID", shell_complete=complete_workers)
+@click.argument("message", nargs=-1)
+def worker_tell(worker_id: str, message: tuple[str, ...]) -> None:
+    """Type MESSAGE (or stdin) into live worker ID's agent and submit it, as a human would.
+
+    For a worker that is `idle` but not done, or going the wrong way: telling keeps its
+    context, killing loses it. An agent that is busy takes it after its current step. Newlines
+    stay in the one message (the claude and pi profiles type it as a bracketed paste);
+    other control characters are refused, and so is more than 16 KiB: name a file instead.
+    Exit 4 for no such worker, 5 when it has ended (`_ worker resume` it) or its agent shows a
+    dialog (the keys would answer it: answer its ask first).
+    """
+    from looop.control import call
+    from looop.ids import check_session_id
+    from looop.journal import one_line
+    from looop.profiles import check_message
+
+    check_session_id(worker_id, "worker id")
+    text = check_message(read_body(message, "message"))
+    request = {"op": "worker_tell", "id": worker_id, "message": text, "by": "root"}
+    call(data_dir(), request, timeout=60)
+    click.echo(f"told {worker_id}: {one_line(text, 60)}")
 
 
 @worker_group.command("kill", context_settings=CONTEXT)

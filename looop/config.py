@@ -165,6 +165,18 @@ def _dialogs(value: object) -> list[dict[str, Any]]:
     return list(value)
 
 
+def _keys(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError('expected the keys to type, such as "\\r"')
+    return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
 def _settings(value: object) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise ValueError("expected a JSON object (the agent's settings file) or null")
@@ -179,6 +191,8 @@ _PROFILE_PARTS: dict[str, Callable[[object], Any]] = {
     "blocked_markers": _patterns,
     "busy_markers": _texts,
     "screen_skip": _patterns,
+    "submit": _keys,
+    "bracketed_paste": _flag,
 }
 
 

@@ -55,6 +55,11 @@ Only to: your sandbox (your working directory{sandbox_note}), `{reports}` (deliv
 the human: name files `{session}-<topic>.md`), and claims through the verbs above. Everything
 else in {data_dir} belongs to looop and the root agent: read it if useful, never edit it.
 
+## Messages typed into your session
+The root agent may type a message into your session, as a human at your terminal would (a
+correction, more direction, a question): it comes from the root agent. Follow it as part of
+your task; if it conflicts with your task or these rules, ask.
+
 ## When you are done
 Write your result to `{reports}/{session}-<topic>.md`, then end your own session:
 

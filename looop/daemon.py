@@ -145,6 +145,7 @@ class Daemon:
             "worker_start": self.fleet.start,
             "worker_kill": self.fleet.kill,
             "worker_resume": self.fleet.resume,
+            "worker_tell": self.fleet.tell,
         }
 
         def mailbox(link: Link) -> pykka.ActorRef[Any]:

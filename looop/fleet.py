@@ -18,7 +18,14 @@ from typing import Any, Literal
 import pykka
 
 from looop import budget, journal
-from looop.actors.session import Refresh, SessionActor, SessionHandle, SessionSpec, Terminate
+from looop.actors.session import (
+    Refresh,
+    SessionActor,
+    SessionHandle,
+    SessionSpec,
+    Tell,
+    Terminate,
+)
 from looop.config import Config, load_config
 from looop.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
 from looop.costs import spend_by_session
@@ -28,7 +35,7 @@ from looop.ids import check_session_id, check_text
 from looop.notify import notify
 from looop.paths import DataDir
 from looop.procenv import env_problem, looop_bin, worker_env
-from looop.profiles import filled_settings, profile_of
+from looop.profiles import check_message, filled_settings, profile_of
 from looop.sandbox import Sandbox, prepare
 from looop.sessions import live_record, read_record
 from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
@@ -36,6 +43,7 @@ from looop.supervisor import ChildSpec, Link, Restart, start_child, tell_quietly
 SPAWN_TIMEOUT = 30.0
 QUEUE_POLL = 0.25
 ENDED_SLACK = 10.0
+TELL_WAIT = 10.0  # for the session actor to take a told message (it never waits on the agent)
 
 
 class Fleet:
@@ -237,6 +245,35 @@ class Fleet:
             "how": final.get("signal"),
             "processes": 0 if swept is None else swept.count,
         }
+
+    def tell(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`_ worker tell`: have a live worker's session actor type a message into its agent."""
+        session = check_session_id(str(request.get("id", "")), "worker id")
+        text = check_message(str(request.get("message", "")))
+        by = check_text(str(request.get("by") or "root"), "the caller")
+        with self._lock:
+            entry = self._sessions.get(session)
+            starting = session in self._starting
+        if starting:
+            raise Conflict(f"worker {session} is starting: tell it once `_ worker start` returned")
+        if entry is None or entry[1].ended.is_set():
+            record = read_record(self.dd, session)
+            if record is None:
+                raise NotFound(f"no worker {session!r} (see `looop status`)")
+            raise Conflict(
+                f"worker {session} has ended ({record.get('state')}): nothing to type into"
+                f" (`_ worker resume {session}` starts it again with its conversation)"
+            )
+        try:
+            reply = entry[0].ask(Tell(text, by), block=False).get(timeout=TELL_WAIT)
+        except pykka.ActorDeadError:
+            raise Conflict(f"worker {session} has ended: nothing to type into") from None
+        except pykka.Timeout:
+            raise LooopError(
+                f"worker {session}'s session did not take the message within {TELL_WAIT:g}s"
+            ) from None
+        assert isinstance(reply, dict)
+        return reply
 
     def refresh(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
         """Files changed: tell each live session its pending ask and claims, and enforce the

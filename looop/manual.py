@@ -66,6 +66,9 @@ ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
     progress until you answer. Decide it yourself when
     the playbook lets you; otherwise ask the human in chat, then
     `looop _ answer ASK_ID "answer"`.
+  * A worker that is `idle` but not done, or going the wrong way, needs
+    direction: tell it (`looop _ worker tell ID "..."`), do not kill it
+    (killing loses its context; `_ worker resume` restarts it with it).
   * Read PLAYBOOK.md and goals/ at the start; they are your standing orders.
 
 VERBS (the root agent's; each mutating one is journaled)
@@ -81,6 +84,8 @@ VERBS (the root agent's; each mutating one is journaled)
   looop _ run CMD... [--reason T]        ONE reversible shell command
   looop _ worker start ID PROMPT... [--cwd DIR | --worktree REPO]
         [--env KEY=VALUE]...             start a worker (needs `looop up`)
+  looop _ worker tell ID MESSAGE...      type MESSAGE (or stdin) into a live
+                                         worker's agent and submit it
   looop _ worker kill ID [--reason T]    end a worker and all it started
   looop _ worker resume ID [PROMPT...]   restart an ended worker, same sandbox
                                          and conversation (config `resume`)
@@ -120,6 +125,11 @@ WORKERS
   all are gone.
   An ended worker never restarts by itself; its undelivered asks are
   cancelled (an answer it never took is void) and its claims released.
+  `_ worker tell` types a message as a human at its terminal would: the
+  text (a bracketed paste for claude and pi: newlines stay in one
+  message; other control characters and over 16 KiB are refused), then
+  the profile's submit key. A busy agent takes it after its current step;
+  one at a dialog is not told (exit 5: the keys would answer the dialog).
   `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again; the ID `pulse` is reserved.
@@ -146,7 +156,8 @@ WORKER CONTRACT (injected at the top of every worker's prompt)
   A worker writes only to claims/ (through the verbs), reports/ (its
   deliverables for the human) and its own sandbox (a git worktree, or `box`
   when installed). A claim held by another session fails with exit 6 and
-  names the holder.
+  names the holder. It says that the root agent may type messages into
+  the worker's session (`_ worker tell`), as a human at its terminal.
 
 AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
   claude  claude --settings {settings_file} --session-id {session_uuid}
@@ -169,7 +180,8 @@ AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
   of a profile or adds one: {"claude": {"command": [...], "resume": [...],
   "settings": {...}, "dialogs": [{"name", "pattern", "question", "keys":
   {ANSWER: KEYS}, "hooked": BOOL}], "blocked_markers": [RE],
-  "busy_markers": [TEXT], "screen_skip": [RE]}} (see the README). A
+  "busy_markers": [TEXT], "screen_skip": [RE], "submit": KEYS,
+  "bracketed_paste": BOOL}} (see the README). A
   dialog's ask is withdrawn when the dialog leaves the screen. A worker quiet at a dialog looop does not know
   (blocked_markers on its screen) turns `blocked`, with the dialog's text
   in `blocked_by`. Placeholders, replaced inside arguments (never via a

@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from looop.contract import WORKER_VERBS, fill
-from looop.errors import ConfigError
+from looop.errors import ConfigError, InvalidInput
+from looop.ids import text_problem
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class Profile:
     screen_skip: tuple[str, ...] = ()  # regexes of chrome lines the SCREEN column skips
 
     conversation: tuple[str, ...] = ()  # where the agent may keep a session's conversation
+    # `_ worker tell`: the message is typed, then `submit`. With `bracketed_paste` it goes between
+    # ESC[200~ and ESC[201~, as a terminal sends a paste to a program that asked for them: its
+    # newlines stay in the one message and the submit key after it is a key, not pasted text.
+    submit: str = "\r"
+    bracketed_paste: bool = False
 
     def missing_conversation(self, env: dict[str, str], cwd: Path, session_uuid: str) -> str | None:
         """Where the agent's conversation for `session_uuid` would be, when it is in none of the
@@ -150,6 +157,61 @@ _CLAUDE_TRUST_LISTED = Dialog(
 )
 
 
+# TYPING a message (`_ worker tell`), checked with Claude Code 2.1.197 and 2.1.332 and pi 0.73.1
+# in a 50x200 pty, at the idle prompt and mid-turn: a short "text\r" in one write is taken by all
+# three, but Claude Code takes a fast burst of characters for a paste, and a "\r" inside that
+# burst for a newline in it: a long message sat in its input box unsent. All three take
+# ESC[200~ text ESC[201~ as one bracketed paste (its newlines kept: one message), but
+# 2.1.197 still lost a "\r" that came in the same write as the paste (7 times in 23 tries), so the
+# submit key goes as a write of its own once the agent has redrawn (`PtySession.type_message`).
+# 2.1.332 sends a long or many-line paste to the model inside <pasted_content> tags, as it does
+# with a human's paste. Typed while busy, all three queue the message (and show it queued): pi
+# sends it as a user message with its next request, Claude Code adds it to its next request as
+# "The user sent a new message while you were working: ..." (2.1.197 as a system message).
+MAX_MESSAGE = 16 * 1024  # bytes (UTF-8): longer text belongs in a file the message names
+
+
+def check_message(text: str) -> str:
+    """A message for `_ worker tell` as it is typed: CRLF as LF, the blank space around it
+    dropped. Refused (`InvalidInput`) when empty, over `MAX_MESSAGE`, not carriable text, or
+    holding a control character other than newline and tab: the agent would take it as a key
+    (ESC starts a key sequence, CR submits, ^C interrupts)."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidInput(f"the message {problem}")
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise InvalidInput("the message is empty")
+    size = len(text.encode())
+    if size > MAX_MESSAGE:
+        raise InvalidInput(
+            f"the message is {size} bytes, over the {MAX_MESSAGE} a worker is told at once:"
+            " write it to a file and tell the worker its path"
+        )
+    for index, char in enumerate(text):
+        if char not in "\n\t" and unicodedata.category(char) == "Cc":
+            raise InvalidInput(
+                f"the message holds the control character {char!r} (character {index + 1}), which the"
+                " agent would take as a key: only newlines and tabs may be in it"
+            )
+    return text
+
+
+def typed_message(profile: Profile, text: str) -> str:
+    """What is typed for a checked message before the profile's submit key: the text, as a
+    bracketed paste when the profile says the agent takes one. Without, a newline would submit
+    the message in parts: refused (`InvalidInput`)."""
+    if profile.bracketed_paste:
+        return f"\x1b[200~{text}\x1b[201~"
+    if "\n" in text:
+        raise InvalidInput(
+            f"the message has several lines, and profile {profile.name!r} takes no bracketed paste:"
+            " each newline would submit a part; put it on one line (or set the profile's"
+            " `bracketed_paste` in the config)"
+        )
+    return text
+
+
 # Claude Code starts a session of a given id and resumes one by it; otherwise the same command
 def _claude_command(session_flag: str) -> tuple[str, ...]:
     return (
@@ -198,6 +260,7 @@ CLAUDE = Profile(
     blocked_markers=(r"Esc to cancel", r"Enter to confirm", "\u276f 1\\. ", *PROMPT_MARKERS),
     busy_markers=("esc to interrupt",),
     screen_skip=CLAUDE_SCREEN_SKIP,
+    bracketed_paste=True,  # see TYPING
 )
 
 # pi continues a session file named on its command line, so the one command starts and resumes
@@ -216,6 +279,7 @@ PI = Profile(
     blocked_markers=PROMPT_MARKERS,
     busy_markers=("working...", "esc to interrupt"),
     screen_skip=PI_SCREEN_SKIP,
+    bracketed_paste=True,  # see TYPING
 )
 
 BUILT_IN: dict[str, Profile] = {p.name: p for p in (CLAUDE, PI)}

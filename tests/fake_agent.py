@@ -30,6 +30,11 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: passing-dialog CMD SECS  the same dialog, gone after SECS if nobody answers (as a hook does)
     FAKE: hooked-dialog COMMAND    the same dialog, answered by `_ dialog` (Claude Code's hook) meanwhile
     FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
+    FAKE: raw                      put its terminal in raw mode, as a TUI does: typed keys wait as sent
+    FAKE: listen FILE              read typed keys for ever, like a TUI's input box (raw mode): text
+                                   and bracketed pastes (ESC[200~ ... ESC[201~, newlines kept) go into
+                                   the box, redrawn after each read; a "\r" outside a paste submits
+                                   it: one JSON line {"text", "pasted"} is appended to FILE
     FAKE: crash CODE               exit with CODE at once
     FAKE: kill [FILE]              `_ kill` itself; once it returns, write FILE (it must never appear)
     FAKE: exit                     exit 0
@@ -209,6 +214,13 @@ def step(line: str) -> None:
         sys.stdout.write(f"{rest}\r\n")
         sys.stdout.flush()
         say(f"prompt answer: {read_keys()!r}")
+    elif verb == "raw":
+        import termios
+        import tty
+
+        tty.setraw(sys.stdin.fileno(), termios.TCSANOW)  # not TCSAFLUSH: keep what was typed
+    elif verb == "listen":
+        listen(Path(rest))
     elif verb == "crash":
         say("something went wrong")
         os._exit(int(rest))
@@ -244,6 +256,41 @@ def read_keys(timeout: float | None = None) -> str:
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
     return keys.decode()
+
+
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def listen(log: Path) -> None:
+    """Take typed input as a TUI's input box does; append each submitted message to `log`."""
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed before stays to be read
+    set_status("? for shortcuts")
+    typed = ""  # what came since the last submit, paste markers included
+    while chunk := os.read(fd, 4096):
+        typed += chunk.decode()
+        while True:
+            pasting, submit = False, -1
+            for index, char in enumerate(typed):
+                if typed.startswith(PASTE_START, index):
+                    pasting = True
+                elif typed.startswith(PASTE_END, index):
+                    pasting = False
+                elif char == "\r" and not pasting:
+                    submit = index
+                    break
+            if submit < 0:
+                break
+            message, typed = typed[:submit], typed[submit + 1 :]
+            text = message.replace(PASTE_START, "").replace(PASTE_END, "")
+            with log.open("a") as out:
+                out.write(json.dumps({"text": text, "pasted": PASTE_START in message}) + "\n")
+            say(f"you said: {' / '.join(text.splitlines())}")
+        box = typed.replace(PASTE_START, "").replace(PASTE_END, "").replace("\n", " / ")
+        set_status(f"> {box[-50:]}")
 
 
 def parse_args(argv: list[str]) -> tuple[list[str], str]:

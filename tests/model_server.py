@@ -127,6 +127,15 @@ class Script:
         messages = self.requests[request].get("messages") or []
         return [t for m in messages if m.get("role") == "user" and (t := _text_of(m.get("content")))]
 
+    def said(self, request: int = 0) -> list[str]:
+        """The text of the user and system messages in the `request`-th request's conversation
+        (tool results left out): where a message typed into the agent arrives, as a user turn;
+        typed while it was busy, pi sends it as one too, Claude Code in a note of its own ("The
+        user sent a new message while you were working: ..."), 2.1.197 as a system message."""
+        messages = self.requests[request].get("messages") or []
+        roles = ("user", "system")
+        return [t for m in messages if m.get("role") in roles and (t := _text_of(m.get("content")))]
+
 
 def _text_of(content: Any) -> str:
     """The text of a message's or tool result's content: a string, or a list of blocks."""

@@ -36,6 +36,7 @@ def test_top_level_help_carries_the_whole_contract(looop: Looop) -> None:
         "claims/",
         "looop up",
         "looop down",
+        "looop _ worker tell ID MESSAGE...",
     ):
         assert phrase in text, phrase
     assert not (looop.data).exists(), "help must not create a data dir"
@@ -57,6 +58,7 @@ def test_top_level_help_carries_the_whole_contract(looop: Looop) -> None:
         (["_", "claim"], "RESOURCE"),
         (["_", "unclaim"], "RESOURCE"),
         (["_", "cost"], "--unit"),
+        (["_", "worker", "tell"], "ID [MESSAGE]..."),
     ],
 )
 def test_every_verb_has_exact_help(looop: Looop, argv: list[str], expected: str) -> None:
@@ -78,3 +80,15 @@ def test_the_help_and_the_readme_show_the_built_in_profiles_as_they_are(looop: L
     for profile in BUILT_IN.values():
         command = " ".join(profile.command)
         assert command in manual and command in readme, command
+
+
+def test_every_worker_verb_of_the_cli_is_in_the_help_s_verbs_list(looop: Looop) -> None:
+    from looop.cli import worker_group
+
+    text = looop.run("--help").stdout
+    verbs = text.split("VERBS", 1)[1].split("INVARIANTS", 1)[0]
+    for name in worker_group.commands:
+        assert f"looop _ worker {name} ID" in verbs, name
+    contract = " ".join(text.split("ROOT AGENT CONTRACT", 1)[1].split("VERBS", 1)[0].split())
+    assert "`idle` but not done, or going the wrong way, needs direction: tell it" in contract
+    assert "do not kill it (killing loses its context" in contract

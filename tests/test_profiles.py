@@ -86,6 +86,8 @@ def test_a_config_overrides_part_of_a_profile_and_a_plain_argv_keeps_the_agents_
         ({"claude": {"argv": ["x"]}}, "claude: unknown part 'argv'"),
         ({"x y": {}}, "'x y' is not a profile name"),
         ({"mine": {"dialogs": [{"name": "d", "pattern": "p", "question": "q"}]}}, "mine.dialogs: expected"),
+        ({"claude": {"submit": ""}}, "claude.submit: expected the keys to type"),
+        ({"pi": {"bracketed_paste": "yes"}}, "pi.bracketed_paste: expected true or false"),
     ],
 )
 def test_a_bad_profile_in_the_config_is_one_line_naming_it(

@@ -8,6 +8,7 @@ pinned CLI first on PATH (tests/agent_clis.py installs it from npm once, into a 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import time
@@ -18,9 +19,20 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.agent_clis import agent_environment, program, without_agent_settings
-from tests.conftest import LOOOP, Looop, Up, ended, pids_with, processes_with, unique_marker
-from tests.model_server import Bash, ModelServer
+from tests.agent_clis import CLAUDES, agent_environment, program, without_agent_settings
+from tests.conftest import (
+    LOOOP,
+    Looop,
+    Up,
+    ended,
+    pids_with,
+    processes_with,
+    screen,
+    unique_marker,
+    wait_for,
+    worker,
+)
+from tests.model_server import Bash, ModelServer, Say
 
 
 def verb(worker: str, *words: str) -> str:
@@ -170,3 +182,68 @@ def test_a_resumed_real_agent_worker_continues_its_conversation_where_it_was_kil
     resumed = script.requests[-1]["messages"]
     assert "You were interrupted" in orjson.dumps(resumed).decode() and script.results[0].strip() == "one"
     print(f"\n{agent}, resume: {time.monotonic() - began:.1f}s")
+
+
+LONG_MESSAGE = "\n".join(" ".join(f"line{j}-word{i}" for i in range(25)) for j in range(8))
+
+
+def unwrapped(text: str) -> str:
+    """A user message as typed: Claude Code 2.1.332 sends a long or many-line paste (a human's
+    too) inside <pasted_content id="..."> tags."""
+    match = re.fullmatch(r'\s*<pasted_content id="(\w+)">\n(.*)\n</pasted_content id="\1">\s*', text, re.S)
+    return match.group(2) if match else text
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
+@pytest.mark.parametrize(
+    "message",
+    ["Good. Now end your session:\nrun the kill verb of the contract.", LONG_MESSAGE],
+    ids=["two-lines", "long"],
+)
+def test_a_real_agent_idle_at_its_prompt_takes_what_worker_tell_types_as_its_next_user_turn(
+    agent: str,
+    message: str,
+    looop: Looop,
+    up: Up,
+    agent_cli: Callable[[str], Path],
+    model_server: ModelServer,
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    script = model_server.script("w1", Say("Done: the tests pass."), Bash(verb("w1", "kill")))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Run the tests.")
+    wait_for(lambda: worker(looop, "w1").get("state") == "idle", 40, f"w1 idle\n{screens(looop)}")
+    assert len(script.requests) == 1
+    # typed as one paste, newlines and all, then the submit key (Claude Code takes a long
+    # burst for a paste, and a "\r" in it for a newline: it would sit in its input box)
+    looop.run("_", "worker", "tell", "w1", input=message)
+    assert ended(looop, "w1")["end_reason"] == "ended itself"  # it took the message as a new turn
+    told = [i for i, _ in enumerate(script.requests) if message in "\n".join(script.user_messages(i))]
+    assert told, [script.user_messages(i) for i in range(len(script.requests))]
+    # the task, then the message, whole and alone in its turn: typed and submitted once
+    assert [unwrapped(text) for text in script.user_messages(told[0])[1:]] == [message]
+    print(f"\n{agent}, tell: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("agent", ["pi", *CLAUDES])
+def test_a_real_agent_busy_when_worker_tell_types_queues_the_message_and_its_next_request_carries_it(
+    agent: str, looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, agent)
+    script = model_server.script("w1", Bash(ask("w1", "Which branch?")), Bash(verb("w1", "kill")))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Fix the bug.")
+    asked = wait_ask(looop)  # its tool call blocks in `_ ask`: the agent is mid-turn
+    message = "Also update the changelog."
+    looop.run("_", "worker", "tell", "w1", message)
+    wait_for(lambda: message in screen(looop, "w1"), 30, f"the message queued\n{screens(looop)}")
+    looop.run("_", "answer", asked["id"], "main")
+    assert ended(looop, "w1")["end_reason"] == "ended itself"
+    assert script.results[0].strip() == "main"  # the answer stayed the answer
+    after = len(script.requests) - 1  # the request that carried the answer, and the message
+    assert any(message in text for text in script.said(after)), script.said(after)
+    print(f"\n{agent}, tell while busy: {time.monotonic() - began:.1f}s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import queue
 import signal
 import threading
 import time
@@ -22,12 +23,12 @@ from looop import journal
 from looop.babysit import Exit, PtySession, Screen, SpawnError, Transcript
 from looop.claims import release_claims_of
 from looop.costs import cost_totals
-from looop.errors import LooopError
+from looop.errors import Conflict, LooopError
 from looop.fsio import write_json
 from looop.mailbox import cancel_ask, cancel_asks_of, collect_answer, open_ask
 from looop.paths import DataDir
 from looop.procs import KILL_WAIT, Ended, await_gone, end_processes, start_time
-from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked
+from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
 from looop.sessions import COUNTERS
 from looop.supervisor import Link, SupervisedActor, tell_quietly
 
@@ -35,6 +36,7 @@ SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and
 DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
 DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
+ECHO_WAIT = 2.0  # the most a told message waits for the agent to redraw before its submit key
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,15 @@ class Refresh:
     claims: tuple[str, ...]
     cost: dict[str, float]
     rendered: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Tell:
+    """`_ worker tell`: type `text` (checked: `profiles.check_message`) into the agent and submit
+    it. Asked: the reply says it is queued for typing, or the error says why not."""
+
+    text: str
+    by: str
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,8 @@ class SessionActor(SupervisedActor):
         self._swept: Ended | None = None
         self._swept_event = threading.Event()  # set with `_swept`, for a cleanup that cannot get `_Swept`
         self._finished = False
+        self._typing: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # told messages, in order
+        self._typist: threading.Thread | None = None
         self._written: dict[str, Any] = {}
         self._record: dict[str, Any] = {
             "id": spec.id,
@@ -264,6 +277,8 @@ class SessionActor(SupervisedActor):
             )
             self._deliver_dialog_answer()
             self._update_live_state()
+        elif isinstance(message, Tell):
+            return self._tell(message)
         elif isinstance(message, Terminate):
             self._terminate(message)
         elif isinstance(message, _Exited):
@@ -275,6 +290,33 @@ class SessionActor(SupervisedActor):
             self._settle()
         else:
             super().handle(message)
+
+    def _tell(self, message: Tell) -> dict[str, Any]:
+        """Queue a message for the typist thread (a pty write waits while the agent does not read
+        its input: never in this thread); journal it."""
+        if self._finished or self._kill is not None or self._exit_seen is not None:
+            raise Conflict(f"worker {self.spec.id} is ending: nothing to type into")
+        keys = typed_message(self.spec.profile, message.text)
+        self.pty.render_now(RENDER_WAIT)  # the screen as it is now, not as last rendered
+        screen = self.pty.screen.text
+        if shown_dialog(self.spec.profile, screen) is not None or shows_blocked(self.spec.profile, screen):
+            # its keys would answer the dialog (Enter picks the chosen option)
+            raise Conflict(
+                f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
+                " answer its ask (or see its screen.txt) first"
+            )
+        self._typing.put(keys)
+        if self._typist is None:
+            self._typist = self.spawn(self._type_told, f"typist-{self.spec.id}")
+        journal.record(
+            self.dd, "worker tell", self.spec.id, journal.one_line(message.text, 120), who=message.by
+        )
+        return {"ok": True, "id": self.spec.id, "characters": len(message.text)}
+
+    def _type_told(self) -> None:
+        """The typist thread: each told message, then the profile's submit key, one at a time."""
+        while (keys := self._typing.get()) is not None:
+            self.pty.type_message(keys, self.spec.profile.submit, ECHO_WAIT)
 
     def _update_live_state(self) -> None:
         if self._finished:
@@ -516,6 +558,7 @@ class SessionActor(SupervisedActor):
         if self._swept is not None and self._swept.left:
             detail += f" ({self._swept.left} would not end)"
         journal.record(self.dd, "worker end", self.spec.id, detail, who="looop")
+        self._typing.put(None)  # the typist, if any, stops (typing into the ended pty fails quietly)
         self.outcome.swept = self._swept
         self.outcome.final = dict(self._record)
         self.outcome.ended.set()
