@@ -21,7 +21,7 @@ from wcwidth import wcwidth
 from looop.control import wait_via_daemon
 from looop.paths import DataDir
 from looop.render import _printable as printable
-from looop.render import age, money
+from looop.render import age
 from looop.state import gather
 from looop.tick import watched_dirs
 
@@ -182,7 +182,8 @@ def workers_title(state: dict[str, Any]) -> str:
 
 def summary(state: dict[str, Any], now: float) -> str:
     """The rest on one line: goals, sensors (the failing and stale ones named), claims,
-    notifications (the latest last: the line's end is what a narrow terminal cuts), spend."""
+    spend (of the fleet's budget), notifications (the latest last: the line's end is what a narrow
+    terminal cuts)."""
     parts = [_count(len(state["goals"]), "goal")]
     pulse = state.get("pulse") or {}
     sensors = pulse.get("sensors")
@@ -195,10 +196,12 @@ def summary(state: dict[str, Any], now: float) -> str:
     notes += [f"stale: {', '.join(stale)}"] if stale else []
     parts.append(_count(len(names), "sensor") + (f" ({'; '.join(notes)})" if notes else ""))
     parts.append(_count(len(state["claims"]), "claim"))
-    total, budget = state["spend"]["total"], state["spend"].get("budget") or {}
-    if total or budget:
-        limits = "; ".join(f"{scope} {money(units)}" for scope, units in sorted(budget.items()))
-        parts.append(f"spend {money(total)}" + (f" (budget {limits})" if limits else ""))
+    total, fleet = state["spend"]["total"], (state["spend"].get("budget") or {}).get("fleet") or {}
+    if total or fleet:
+        parts.append(
+            "spend "
+            + ", ".join(_of(total.get(unit, 0), fleet.get(unit), unit) for unit in sorted({*total, *fleet}))
+        )
     notices = state["notifications"]
     if notices:
         latest = notices[-1]
@@ -209,16 +212,21 @@ def summary(state: dict[str, Any], now: float) -> str:
     return " · ".join(parts)
 
 
+def _of(spent: float, limit: float | None, unit: str) -> str:
+    """`1.15 of 1.5 usd` (spent of the fleet's budget), or `1.15 usd` without one."""
+    return f"{spent:g}" + ("" if limit is None else f" of {limit:g}") + f" {unit}"
+
+
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def problems_line(state: dict[str, Any]) -> str | None:
-    """Unreadable files, with paths inside the data dir shortened: one line, when there are any."""
+    """The files skipped as unreadable, paths in the data dir shortened: one line, if any."""
     found = [str(p).replace(state["data_dir"] + "/", "") for p in state["problems"]]
     if not found:
         return None
-    return f"{_count(len(found), 'problem')} (files skipped; see `looop _ state`): {'; '.join(found)}"
+    return f"problems ({len(found)} skipped; see `looop _ state`): {'; '.join(found)}"
 
 
 # the screen --------------------------------------------------------------------------------------

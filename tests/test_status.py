@@ -145,7 +145,7 @@ def test_status_watch_redraws_when_a_goal_is_written_and_leaves_the_roots_cursor
     looop.run("_", "wait", "--json", "--timeout", "10")  # the root agent's cursor: now set
     cursor = looop.data / ".last-tick-hash"
     before = (cursor.read_text(), cursor.stat().st_mtime_ns)
-    watcher = looop.popen("status", "--watch", **SIZE)
+    watcher = looop.popen("status", "--watch", COLUMNS="80", LINES="24")
     reader = Reader(watcher)
     wait_for(lambda: any(f[-1].startswith("2 goals") for f in reader.frames()), what="the first frame")
     blocked(watcher, "the watch to wait for a change", timers=True)
@@ -161,7 +161,7 @@ def test_status_watch_redraws_when_a_goal_is_written_and_leaves_the_roots_cursor
 
 
 def test_status_watch_ends_on_ctrl_c_without_a_traceback(looop: Looop) -> None:
-    watcher = looop.popen("status", "--watch", **SIZE)
+    watcher = looop.popen("status", "--watch", COLUMNS="80", LINES="24")
     reader = Reader(watcher)
     wait_for(lambda: reader.frames(), what="the first frame")
     watcher.send_signal(2)
