@@ -10,6 +10,8 @@ The full state is `looop _ state` (or `--json`).
 from __future__ import annotations
 
 import calendar
+import contextlib
+import os
 import shutil
 import sys
 import time
@@ -31,9 +33,17 @@ NEEDS_DECISION = ("blocked", "stalled")  # worker states shown among the decisio
 
 
 def terminal_size() -> tuple[int, int]:
-    """Columns and lines of the terminal (`COLUMNS`/`LINES` first; 80x24 when there is none)."""
-    size = shutil.get_terminal_size()
-    return max(size.columns, 1), max(size.lines, 1)
+    """Columns and lines: `COLUMNS` and `LINES` when set (as `shutil.get_terminal_size`), else
+    the terminal's of stdout, or of stderr or stdin when stdout is a pipe (`status | less`),
+    else 80x24."""
+    size = shutil.get_terminal_size((0, 0))
+    if not (size.columns and size.lines):
+        for fd in (2, 0):
+            with contextlib.suppress(OSError):
+                tty = os.get_terminal_size(fd)
+                size = os.terminal_size((size.columns or tty.columns, size.lines or tty.lines))
+                break
+    return max(size.columns or 80, 1), max(size.lines or 24, 1)
 
 
 def one_line(text: object) -> str:

@@ -132,7 +132,9 @@ class Reader:
             self.text += chunk.decode(errors="replace")
 
     def frames(self) -> list[list[str]]:
-        return [frame.splitlines() for frame in self.text.split("\n\n") if frame.strip()]
+        """The frames drawn (each starts with the pulse's line), the blank line after each left out."""
+        frames = ("\n" + self.text).split("\npulse: ")[1:]
+        return [("pulse: " + frame).rstrip("\n").splitlines() for frame in frames]
 
 
 @pytest.mark.parametrize("with_up", [True, False], ids=["up", "files-alone"])
