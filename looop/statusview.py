@@ -133,7 +133,8 @@ def decisions(state: dict[str, Any], now: float) -> list[str]:
         lines.append(f"  {who}: {one_line(options + ask['prompt'])}")
     for worker in state["workers"]:
         if worker.get("alive") and worker.get("state") in NEEDS_DECISION:
-            shown = worker.get("screen_line") or " ".join((worker.get("blocked_by") or [""])[-1:])
+            dialog = worker.get("blocked_by")
+            shown = worker.get("screen_line") or (dialog[-1] if isinstance(dialog, list) and dialog else "")
             if worker["state"] == "stalled":
                 quiet = max(_number(worker.get("last_output")), _number(worker.get("started")))
                 what = f"stalled, quiet for {_since(now, quiet or None)}"
@@ -293,7 +294,7 @@ NextState = Callable[[str, float], "dict[str, Any]"]
 
 def watch(dd: DataDir) -> None:
     """`looop status --watch`: the status, redrawn live until interrupted."""
-    follow(gather(dd), lambda since, timeout: changed_since(dd, since, timeout))
+    keep_drawing(gather(dd), lambda since, timeout: changed_since(dd, since, timeout))
 
 
 def changed_since(dd: DataDir, since: str, timeout: float) -> dict[str, Any]:
@@ -312,7 +313,7 @@ def changed_since(dd: DataDir, since: str, timeout: float) -> dict[str, Any]:
     )
 
 
-def follow(
+def keep_drawing(
     first: dict[str, Any], next_state: NextState, out: IO[str] | None = None, every: float = REDRAW_EVERY
 ) -> None:
     """Draw the status of `first`, then of each `next_state(drawn world_hash, every)`: at once
@@ -329,7 +330,9 @@ def follow(
             frame = render_status(state, *terminal_size())
             if frame != drawn:
                 if tty:
-                    out.write(HOME + "".join(line + ERASE_LINE + "\n" for line in frame) + ERASE_BELOW)
+                    # each row erased before it is written: after a full-width row the cursor
+                    # waits on its last column, where an erase could take the last character
+                    out.write(HOME + "".join(ERASE_LINE + line + "\n" for line in frame) + ERASE_BELOW)
                 else:
                     out.write("\n".join(frame) + "\n\n")
                 out.flush()

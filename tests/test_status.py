@@ -195,7 +195,7 @@ def test_status_and_its_watch_fit_a_real_80x24_terminal(looop: Looop, up: Up, tm
     up.configure(interactive=AGENT, kill_grace="1s")
     up.start()
     looop.run("_", "worker", "start", "w1", script("say reading the code", "ask Ship it? | yes,no"))
-    looop.run("_", "worker", "start", "w2", script("say running the tests", "sleep 300"))
+    looop.run("_", "worker", "start", "w2", script("say running the tests: " + "ok " * 40, "sleep 300"))
     wait_for(lambda: worker(looop, "w1").get("state") == "asking", what="w1's ask")
     wait_for(lambda: "running the tests" in worker(looop, "w2").get("screen_line", ""), what="w2's screen")
     env = [f"{k}={v}" for k, v in looop.env.items() if k in ("LOOOP_DATA_DIR", "HOME", "PATH")]
@@ -218,8 +218,9 @@ def test_status_and_its_watch_fit_a_real_80x24_terminal(looop: Looop, up: Up, tm
         lambda: (p := pane(tmux)) and any(line.startswith("3 goals") for line in p) and p, what="redraw"
     )
     assert frame[0].startswith("pulse: up (pid ") and frame[1] == "needs a decision (1):"
-    rows = {line.split()[0]: line.split()[1] for line in frame if line.startswith(("  w1 ", "  w2 "))}
-    assert rows == {"w1": "asking", "w2": "running"}, frame
+    rows = {line.split()[0]: line for line in frame if line.startswith(("  w1 ", "  w2 "))}
+    assert rows["w1"].split()[1] == "asking" and rows["w2"].split()[1] == "running", frame
+    assert len(rows["w2"]) == 80 and rows["w2"].endswith(" o…"), frame  # a full row, all of it
     subprocess.run([*tmux, "send-keys", "-t", "s", "C-c"], check=True)
     wait_for(lambda: any("looop: interrupted" in line for line in pane(tmux)), what="the watch to end")
     looop.run("_", "worker", "kill", "w2")
