@@ -79,6 +79,16 @@ def show_state(as_json: bool) -> None:
     emit_state(gather(data_dir()), as_json)
 
 
+def status(as_json: bool, watch: bool) -> None:
+    """`looop status`: the state sized to the terminal, once or live; `--json` is `_ state --json`."""
+    if as_json:
+        show_state(as_json=True)
+        return
+    from looop import statusview
+
+    (statusview.watch if watch else statusview.show)(data_dir())
+
+
 def wait(
     as_json: bool,
     timeout: float | None,

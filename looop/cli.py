@@ -64,9 +64,16 @@ def cli() -> None:
 
 
 @cli.command("status", context_settings=CONTEXT)
-def status_command() -> None:
-    """The readable state (same as `looop _ state`)."""
-    actions.show_state(as_json=False)
+@click.option("--json", "as_json", is_flag=True, help="Print exactly what `looop _ state --json` prints.")
+@click.option("--watch", is_flag=True, help="Redraw it live as the world changes (Ctrl-C ends).")
+def status_command(as_json: bool, watch: bool) -> None:
+    """What needs a decision, one line per worker, one line for the rest: sized to the terminal.
+
+    The full state is `looop _ state`. --watch moves no cursor of `_ wait`'s.
+    """
+    if as_json and watch:
+        raise InvalidInput("--json and --watch do not go together (`looop _ wait --json` streams changes)")
+    actions.status(as_json, watch)
 
 
 def _ids_in(directory: str, suffix: str = "") -> Callable[[click.Context, click.Parameter, str], list[str]]:

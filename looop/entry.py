@@ -1,7 +1,8 @@
 """The console entry point: the hottest verbs run without importing click; the rest go to it.
 
-Only exact, well-formed invocations take the fast path (`_ state [--json]`, `_ wait [--json]`,
-`_ answer ID TEXT...` without options); anything else, help and errors included, is click's.
+Only exact, well-formed invocations take the fast path (`_ state [--json]`, `status [--json]`,
+`_ wait [--json]`, `_ answer ID TEXT...` without options); anything else, help and errors
+included, is click's.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ if TYPE_CHECKING:  # typing costs a fast verb ~2 ms of start-up: only the checke
 def fast_verb(argv: list[str]) -> Callable[[], object] | None:
     """The action for `argv` when it is a plain call of a hot verb, else None."""
     match argv:
-        case ["_", "state"] | ["_", "state", "--json"] | ["status"]:
+        case ["_", "state"] | ["_", "state", "--json"] | ["status", "--json"]:
             return lambda: _state(argv[-1] == "--json")
+        case ["status"]:
+            return lambda: _status()
         case ["_", "wait"] | ["_", "wait", "--json"]:
             return lambda: _wait(argv[-1] == "--json")
         case ["_", "answer", ask_id, *words] if words and not any(
@@ -35,6 +38,12 @@ def _state(as_json: bool) -> None:
         from looop import actions
 
         actions.show_state(as_json)
+
+
+def _status() -> None:
+    from looop import actions
+
+    actions.status(as_json=False, watch=False)
 
 
 def _wait(as_json: bool) -> None:

@@ -27,9 +27,15 @@ HOW TO RUN IT
      and tell it: "observe looop: read `looop --help`, then loop on
      `looop _ wait --json` and act on what it returns."
   3. looop down      stop the pulse and every live worker
-  `looop status` shows the pulse and the state (what needs a decision first,
-  then a table of workers); `looop logs ID [-f]` prints or follows a
-  worker's output as its terminal showed it; `looop tail` follows the journal.
+  `looop status` fits one terminal screen: the pulse, what needs a decision
+  (asks with their ids, urgent first; blocked and stalled workers), one line
+  per worker (id, state, age, spend, last screen line), one line for the
+  rest (goals, sensors failing or stale, claims, spend, notifications);
+  longer lists end in "+N more". `--watch` redraws it as the world changes
+  (it moves no `_ wait` cursor; Ctrl-C ends it); `--json` prints what
+  `_ state --json` does; `_ state` is the full text. `looop logs ID [-f]`
+  prints or follows a worker's output as its terminal showed it;
+  `looop tail` follows the journal.
   `looop up --foreground` runs attached (for a systemd/launchd unit); its
   log is up.log in the data dir. Shell completion of ids:
   eval "$(_LOOOP_COMPLETE=bash_source looop)"   (zsh_source, fish_source)

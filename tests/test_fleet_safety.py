@@ -38,7 +38,8 @@ def test_a_worker_past_its_budget_is_stopped_and_the_fleet_budget_refuses_new_wo
     assert any("w1 spent 1.15 of its 1 usd budget (100 %); it is stopped" in n for n in notices(looop))
     spend = looop.state()["spend"]
     assert (spend["by_session"], spend["total"]) == ({"w1": {"usd": 1.15}}, {"usd": 1.15})
-    assert "spend: 1.15 usd  (budget: fleet 1.5 usd; worker 1 usd)" in looop.run("status").stdout
+    assert "spend: 1.15 usd  (budget: fleet 1.5 usd; worker 1 usd)" in looop.run("_", "state").stdout
+    assert " · spend 1.15 of 1.5 usd" in looop.run("status").stdout
     looop.run("_", "worker", "start", "w2", script("cost 0.4", "sleep 30"))
     wait_for(
         lambda: any("the fleet spent 1.55 of its 1.5 usd budget" in n for n in notices(looop)), what="fleet"

@@ -36,7 +36,7 @@ def fleet(looop: Looop, up: Up) -> Up:
     return up
 
 
-def test_status_shows_a_table_of_workers_and_what_needs_a_decision(looop: Looop, fleet: Up) -> None:
+def test_the_text_state_shows_a_table_of_workers_and_what_needs_a_decision(looop: Looop, fleet: Up) -> None:
     fleet.start()
     looop.run("_", "worker", "start", "alpha", script("cost 0.5", "ask Go on?"))
     looop.run("_", "worker", "start", "beta", script("say compiling the thing", "exit"))
@@ -44,7 +44,7 @@ def test_status_shows_a_table_of_workers_and_what_needs_a_decision(looop: Looop,
     ended(looop, "beta")
     wait_for(lambda: worker(looop, "alpha").get("cost"), what="alpha's spend in its record")
     wait_for(lambda: "asking: Go on?" in screen(looop, "alpha"), what="alpha's screen")
-    lines = looop.run("status").stdout.splitlines()
+    lines = looop.run("_", "state").stdout.splitlines()
     assert "needs a decision (1):" in lines
     assert any(line.startswith("  alpha-1  from alpha, since ") for line in lines)
     header = lines.index("workers (1 working of at most 10, 1 done):")

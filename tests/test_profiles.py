@@ -246,7 +246,7 @@ def test_status_shows_a_workers_control_characters_as_text_not_as_terminal_comma
     hook.stdin.write(permission_request("x\x1b[2Jy\x07"))
     hook.stdin.close()
     wait_for(lambda: looop.state()["asks"], what="the ask")
-    shown = looop.run("status").stdout
+    shown = looop.run("status", env={"COLUMNS": "200"}).stdout
     assert "x^[[2Jy^G" in shown and "\x1b" not in shown and "\x07" not in shown
     looop.run("_", "answer", looop.state()["asks"][0]["id"], "no")
     hook.wait(30)

@@ -51,7 +51,7 @@ def test_state_and_status_answer_from_the_files_while_up_is_stopped(looop: Looop
         assert [p.returncode for p in running] == [0, 0, 0, 1]
         assert text.startswith("looop  world ") and f"pid {pid}" in text
         assert orjson.loads(as_json)["pulse"]["pid"] == pid
-        assert status.startswith("looop  world ")
+        assert status.startswith(f"pulse: up (pid {pid}, ")
         # a verb only the daemon can do says why it cannot, not that looop is down
         assert refused == f"looop: looop (pid {pid}) is not answering (stopped or wedged?)\n"
     assert looop.state()["pulse"]["pid"] == pid
