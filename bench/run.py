@@ -100,25 +100,32 @@ def stats(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(ordered), "p95": p95, "n": len(ordered)}
 
 
+def ask_wakes_wait(bench: Bench, prompt: str) -> tuple[float, str, subprocess.Popen[str]]:
+    """File an ask while a `_ wait` blocks: (seconds from the ask file's own timestamp to the wait
+    handing over its output, the ask's id, the blocked `_ ask`)."""
+    waiter = bench.popen("_", "wait", "--json")
+    time.sleep(0.15)  # let the waiter block first
+    asker = bench.popen("_", "ask", "bench", "--prompt", prompt)
+    out, _ = waiter.communicate(timeout=30)
+    woke = time.time()
+    [ask] = [a for a in orjson.loads(out)["asks"] if a["prompt"] == prompt]
+    created = orjson.loads((bench.data / "asks" / f"{ask['id']}.json").read_bytes())["created"]
+    return woke - created, str(ask["id"]), asker
+
+
 def wake_latencies(bench: Bench, rounds: int) -> tuple[list[float], list[float]]:
     """(ask -> wait returns, answer -> ask returns), in seconds, over `rounds` round trips."""
     ask_to_wait: list[float] = []
     answer_to_ask: list[float] = []
     bench.run("_", "wait", "--all")
     for i in range(rounds):
-        waiter = bench.popen("_", "wait", "--json")
-        time.sleep(0.15)  # let the waiter block first
-        asker = bench.popen("_", "ask", "bench", "--prompt", f"question {i}")
-        out, _ = waiter.communicate(timeout=30)
-        woke = time.time()
-        [ask] = [a for a in orjson.loads(out)["asks"] if a["prompt"] == f"question {i}"]
-        created = orjson.loads((bench.data / "asks" / f"{ask['id']}.json").read_bytes())["created"]
-        ask_to_wait.append(woke - created)
+        latency, ask_id, asker = ask_wakes_wait(bench, f"question {i}")
+        ask_to_wait.append(latency)
         time.sleep(0.05)
-        bench.run("_", "answer", ask["id"], "ok")
+        bench.run("_", "answer", ask_id, "ok")
         asker.communicate(timeout=30)
         returned = time.time()
-        answered = orjson.loads((bench.data / "answers" / f"{ask['id']}.json").read_bytes())["answered_at"]
+        answered = orjson.loads((bench.data / "answers" / f"{ask_id}.json").read_bytes())["answered_at"]
         answer_to_ask.append(returned - answered)
         # an answer is no news: the next wait blocks (the ask it answered was seen)
     return ask_to_wait, answer_to_ask

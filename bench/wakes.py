@@ -9,7 +9,8 @@ against another (`--baseline`, the looop console script of an older checkout), i
   Every return of `_ wait` counts, up to the one that shows the end.
 - ask -> `_ wait` returns: from the ask file's own timestamp to the blocked `_ wait` handing
   over its output, `up` running.
-Only the CLI is driven (the same calls work on both builds), so the figures compare builds.
+Only the CLI is driven (the same calls work on both builds), so the figures compare builds; each
+round measures both builds in turn.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import argparse
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.run import FAKE_AGENT, LOOOP, Bench, bench_dir, daemon
+from bench.run import FAKE_AGENT, LOOOP, Bench, ask_wakes_wait, bench_dir, daemon
 
 
 def seen_all(bench: Bench) -> None:
@@ -92,25 +92,25 @@ def latencies(program: str, rounds: int) -> list[float]:
 def _ask_to_wait(bench: Bench, rounds: int) -> list[float]:
     samples = []
     for i in range(rounds):
-        waiter = bench.popen("_", "wait", "--json")
-        time.sleep(0.15)  # let the waiter block first
-        asker = bench.popen("_", "ask", "bench", "--prompt", f"question {i}")
-        out, _ = waiter.communicate(timeout=30)
-        woke = time.time()
-        [ask] = [a for a in orjson.loads(out)["asks"] if a["prompt"] == f"question {i}"]
-        created = orjson.loads((bench.data / "asks" / f"{ask['id']}.json").read_bytes())["created"]
-        samples.append(woke - created)
-        bench.run("_", "answer", ask["id"], "ok")
+        latency, ask_id, asker = ask_wakes_wait(bench, f"question {i}")
+        samples.append(latency)
+        bench.run("_", "answer", ask_id, "ok")
         asker.communicate(timeout=30)
         seen_all(bench)  # an older build wakes for the answer: let it
     return samples
 
 
 def measure(baseline: str | None, rounds: int) -> dict[str, Any]:
+    """Each round measures every build in turn, so that the machine's load falls on both alike."""
     builds = {"this": LOOOP} | ({"baseline": baseline} if baseline else {})
     results: dict[str, Any] = {"rounds": rounds, "builds": builds}
-    for name, program in builds.items():
-        results[name] = {**lifecycles(program, rounds), "ask -> wait (s)": latencies(program, rounds * 4)}
+    for name in builds:
+        results[name] = {"ask and end": [], "two turns": [], "ask -> wait (s)": []}
+    for _ in range(rounds):
+        for name, program in builds.items():
+            for figure, samples in lifecycles(program, 1).items():
+                results[name][figure] += samples
+            results[name]["ask -> wait (s)"] += latencies(program, 4)
     return results
 
 
