@@ -74,9 +74,13 @@ def emit_state(state: dict[str, Any], as_json: bool) -> None:
 
 def show_state(as_json: bool) -> None:
     """`_ state`: the state once, with the pulse's status."""
-    from looop.state import gather
+    from looop.cursors import remember
+    from looop.state import gather_facts
 
-    emit_state(gather(data_dir()), as_json)
+    dd = data_dir()
+    state, facts = gather_facts(dd)
+    remember(dd, state["world_hash"], facts)  # so that `_ wait --since` its hash knows what it saw
+    emit_state(state, as_json)
 
 
 def status(as_json: bool, watch: bool) -> None:

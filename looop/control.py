@@ -206,22 +206,25 @@ def wait_via_daemon(
     directories: Callable[[], Iterable[Path]],
     check: Callable[[], T | None],
     timeout: float | None,
+    recheck: float | None = None,
 ) -> T | None:
-    """`check()` once it is not None; None after `timeout`.
+    """`check()` once it is not None; None after `timeout` (checked once more then).
 
-    Woken at once by the `up` process over the socket while it answers, and by watching
-    `directories()` ourselves all along: a daemon that is stopped or wedged delays nothing. A
-    daemon silent for SILENCE seconds (no keepalive) is dropped and the files alone are watched.
-    The files decide, never the reply: a wake-up only means "look again"."""
+    While the `up` process answers, only its word wakes the caller: it lets a burst of changes
+    settle and shows a new ask once its worker's screen is written. When it does not answer
+    (not up, or silent for SILENCE seconds: stopped, wedged) the caller watches `directories()`
+    itself, and looks again every `recheck` seconds (facts no file event announces: a process
+    gone). The files decide, never the reply: a wake-up only means "look again"."""
     deadline = None if timeout is None else time.monotonic() + timeout
     with DirWatcher() as watcher:
         conn = _subscribe(dd, message)
         replies = None if conn is None else _Replies(conn)
-        heard = time.monotonic()
+        heard = looked = time.monotonic()
         look = True
         try:
             while True:
                 if look:
+                    looked = time.monotonic()
                     watcher.watch(d for d in directories() if d.is_dir())
                     result = check()
                     if result is not None:
@@ -229,14 +232,19 @@ def wait_via_daemon(
                 now = time.monotonic()
                 remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
-                    return None
-                bounds = [remaining, None if conn is None else heard + SILENCE - now]
-                if not watcher.event_driven:
-                    bounds.append(POLL_INTERVAL)
+                    return check()
+                bounds = [remaining]
+                if conn is None:
+                    bounds += [recheck and looked + recheck - now]
+                    bounds += [None if watcher.event_driven else POLL_INTERVAL]
+                else:
+                    bounds += [heard + SILENCE - now]
                 known = [b for b in bounds if b is not None]
                 readable = [fd for fd in (watcher.fileno(), -1 if conn is None else conn.fileno()) if fd >= 0]
                 ready, _, _ = select.select(readable, [], [], max(0.0, min(known)) if known else None)
-                look = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
+                changed = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
+                due = recheck is not None and time.monotonic() - looked >= recheck
+                look = conn is None and (changed or due)  # the daemon's word, while it answers
                 if conn is None or replies is None:
                     continue
                 if conn.fileno() in ready:
@@ -253,6 +261,7 @@ def wait_via_daemon(
                 elif time.monotonic() - heard >= SILENCE:
                     conn.close()  # not answering: the files alone from now on
                     conn = replies = None
+                    look = True
         finally:
             if conn is not None:
                 conn.close()

@@ -1,20 +1,23 @@
 """Readers' cursors: which world each reader of `_ wait` last saw.
 
 A cursor file holds a world hash. The facts behind a hash (`looop.wakes`) are kept beside, in
-`cursors/seen/HASH.json`, for the most recent hashes any `_ wait` returned: with them a reader
-is woken only by facts it has not seen. A hash whose facts are gone (pruned, or never kept)
-still works: then any difference wakes.
+`cursors/.seen/HASH.json`, for every state looop printed lately (`_ state`, `_ wait`): with them a
+reader is woken only by facts it has not seen. The newest KEEP_SEEN are kept, and those of every
+cursor. A hash whose facts are gone (pruned, never kept, unwritable) still works: then any
+difference wakes, and every fact is news.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import orjson
 
 from looop.errors import LooopError
 from looop.fsio import atomic_write, ensure_dir
+from looop.ids import is_valid_id
 from looop.paths import DataDir
 
 KEEP_SEEN = 64  # fact sets kept: far more than readers that lag behind at once
@@ -30,9 +33,16 @@ def read_cursor(dd: DataDir, name: str | None) -> str:
     """The hash reader `name` last saw ("" when none, or when the file holds no hash)."""
     try:
         value = dd.cursor(name).read_text(errors="replace").strip()
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return ""
     return value if is_world_hash(value) else ""
+
+
+def _cursor_hashes(dd: DataDir) -> set[str]:
+    hashes = {read_cursor(dd, None)}
+    with contextlib.suppress(OSError):
+        hashes |= {read_cursor(dd, p.name) for p in dd.cursors.iterdir() if is_valid_id(p.name)}
+    return hashes
 
 
 def advance(dd: DataDir, name: str | None, world_hash: str) -> None:
@@ -44,18 +54,31 @@ def advance(dd: DataDir, name: str | None, world_hash: str) -> None:
 
 
 def remember(dd: DataDir, world_hash: str, facts: Facts) -> None:
-    """Keep the facts behind `world_hash`, and forget all but the newest KEEP_SEEN."""
-    path = dd.seen_facts(world_hash)
-    if path.exists():
-        os.utime(path)  # recently returned again: keep it
-        return
-    ensure_dir(path.parent)
-    atomic_write(path, orjson.dumps(sorted(facts)))
-    with contextlib.suppress(OSError):
-        entries = sorted(path.parent.iterdir(), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    """Keep the facts behind `world_hash` (a printed state's), and forget the oldest beyond
+    KEEP_SEEN that no cursor holds. A cache: when it cannot be written, nothing fails."""
+    with contextlib.suppress(OSError, LooopError):
+        path = dd.seen_facts(world_hash)
+        if path.exists():
+            os.utime(path)  # printed again: keep it
+            return
+        ensure_dir(path.parent)
+        atomic_write(path, orjson.dumps(sorted(facts)))
+        entries = sorted(path.parent.iterdir(), key=_age)
+        if len(entries) <= KEEP_SEEN:
+            return
+        held = _cursor_hashes(dd)
         for old in entries[KEEP_SEEN:]:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+            if old.name.removesuffix(".json") not in held:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+
+def _age(path: Path) -> int:
+    """Newest first, for sorting; a file gone meanwhile sorts last."""
+    try:
+        return -path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def recall(dd: DataDir, world_hash: str) -> Facts | None:

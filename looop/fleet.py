@@ -296,9 +296,13 @@ class Fleet:
             new = ask is not None and self._asks_told.get(session) != ask
             if new:
                 self._asks_told[session] = str(ask)
-                asked.append(session)
             done = functools.partial(rendered, session) if new else None
-            tell_quietly(ref, Refresh(ask, tuple(held.get(session, ())), spent.get(session, {}), done))
+            try:
+                ref.tell(Refresh(ask, tuple(held.get(session, ())), spent.get(session, {}), done))
+            except pykka.ActorDeadError:  # ended meanwhile: no screen to wait for
+                continue
+            if new:
+                asked.append(session)
         self._enforce_budget(live, state)
         return asked
 

@@ -120,7 +120,8 @@ WORKERS
     asking    blocked on an ask: answer it
     blocked   quiet at a dialog of its agent that looop does not know:
               `blocked_by` holds its screen: tell the human, or end it
-    stalled   no output and no verb call for `stall_after`: look at it
+    stalled   busy (or never started) with no output and no verb call for
+              `stall_after`: look at it (an idle worker is not stalled)
     exited    ended on its own (exit_code says how)
     killed    ended by you, by itself (`_ kill`), or by `looop down`
     dead      killed by a signal nobody sent, or found gone

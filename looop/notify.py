@@ -27,14 +27,15 @@ class Delivery:
     hook_error: str | None = None
 
 
-def notify(dd: DataDir, message: str, who: str | None = None) -> Delivery:
-    """Record `message` for the human, journal it, and pass it to the config's `notify` command."""
+def notify(dd: DataDir, message: str, who: str | None = None, wakes: bool = True) -> Delivery:
+    """Record `message` for the human, journal it, and pass it to the config's `notify` command.
+    `wakes` False: it tells of something that wakes the root agent by itself (a worker's end)."""
     if not message.strip():
         raise InvalidInput("the notice is empty")
     if len(message.encode(errors="replace")) > MAX_NOTICE:
         raise InvalidInput(f"the notice is {len(message.encode(errors='replace'))} bytes; at most 64 KiB")
     sender = who or journal.actor()
-    entry = {"v": SCHEMA_VERSION, "at": time.time(), "from": sender, "message": message}
+    entry = {"v": SCHEMA_VERSION, "at": time.time(), "from": sender, "message": message, "wakes": wakes}
     with StoreLock.for_path(dd.store_lock).held():
         append_line(dd.notifications, orjson.dumps(entry).decode())
         journal.record(dd, "notify", sender, message, who=sender)
@@ -108,6 +109,7 @@ def recent(dd: DataDir, count: int = 10) -> tuple[list[dict[str, object]], list[
                     "at": journal.timestamp(fields.number(entry, "at", where, default=0.0)),
                     "from": fields.optional_text(entry, "from", where),
                     "message": fields.text(entry, "message", where, default=""),
+                    "wakes": fields.flag(entry, "wakes", where, default=True),
                 }
             )
         except orjson.JSONDecodeError:

@@ -113,9 +113,14 @@ class DataDir:
         """The cursor file of reader `name`; None is the root agent's."""
         return self.last_tick_hash if name is None else self.cursors / check_id(name, "cursor name")
 
+    @property
+    def seen(self) -> Path:
+        """The facts behind recent world hashes (a dot name: no cursor can be called that)."""
+        return self.cursors / ".seen"
+
     def seen_facts(self, world_hash: str) -> Path:
-        """The facts behind a world hash some `_ wait` returned (see `looop.cursors`)."""
-        return self.cursors / "seen" / f"{check_id(world_hash, 'world hash')}.json"
+        """The facts behind a world hash looop printed (see `looop.cursors`)."""
+        return self.seen / f"{check_id(world_hash, 'world hash')}.json"
 
     @property
     def seeded_marker(self) -> Path:

@@ -61,7 +61,8 @@ def recover(dd: DataDir) -> list[Corpse]:
         from looop.notify import notify
 
         names = ", ".join(f"{c.session} ({'orphaned' if c.orphaned else 'dead'})" for c in found)
-        notify(dd, f"looop up found {len(found)} worker(s) whose looop had died: {names}", who="looop")
+        message = f"looop up found {len(found)} worker(s) whose looop had died: {names}"
+        notify(dd, message, who="looop", wakes=False)  # their ends wake the root agent
     return found
 
 

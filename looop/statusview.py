@@ -20,12 +20,11 @@ from typing import IO, Any
 
 from wcwidth import wcwidth
 
-from looop.control import wait_via_daemon
 from looop.paths import DataDir
 from looop.render import _printable as printable
 from looop.render import age
 from looop.state import gather
-from looop.tick import watched_dirs
+from looop.tick import wait_for_news
 
 REDRAW_EVERY = 2.0  # seconds between redraws of an unchanged world (its ages move)
 ID_WIDTH = 16  # the widest worker id column; longer ids are cut
@@ -293,24 +292,10 @@ NextState = Callable[[str, float], "dict[str, Any]"]
 
 
 def watch(dd: DataDir) -> None:
-    """`looop status --watch`: the status, redrawn live until interrupted."""
-    keep_drawing(gather(dd), lambda since, timeout: changed_since(dd, since, timeout))
-
-
-def changed_since(dd: DataDir, since: str, timeout: float) -> dict[str, Any]:
-    """The state once its world hash differs from `since`, else after `timeout` the state last
-    read. Moves no cursor: the daemon's `wait` without a `format` writes none, nor does this."""
-    latest: dict[str, Any] = {}
-
-    def check() -> dict[str, Any] | None:
-        latest.clear()
-        latest.update(gather(dd))
-        return latest if latest["world_hash"] != since else None
-
-    return (
-        wait_via_daemon(dd, {"op": "wait", "since": since}, lambda: watched_dirs(dd), check, timeout)
-        or latest
-    )
+    """`looop status --watch`: the status, redrawn live until interrupted. It reads as a `_ wait
+    --since` the hash on show does (news wakes it; the rest shows at the next timed redraw) and
+    moves no cursor."""
+    keep_drawing(gather(dd), lambda since, timeout: wait_for_news(dd, since, None, False, timeout)[0])
 
 
 def keep_drawing(

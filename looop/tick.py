@@ -12,6 +12,8 @@ from looop.sessions import session_ids
 from looop.state import gather_facts
 from looop.wakes import news
 
+RECHECK = 2.0  # without `up`, how often to look again for what no file announces (a worker gone)
+
 
 def watched_dirs(dd: DataDir) -> list[Path]:
     """Directories whose changes can move the world hash."""
@@ -38,12 +40,12 @@ def wait_for_news(
         state["news"] = news(facts, seen, base)
         latest.clear()
         latest.update(state)
-        if not (everything or state["news"]):
-            return None
-        remember(dd, state["world_hash"], facts)
-        return state
+        remember(dd, state["world_hash"], facts)  # it may be printed: a `--since` of it works
+        return state if everything or state["news"] else None
 
-    state = wait_via_daemon(dd, {"op": "wait", "since": base}, lambda: watched_dirs(dd), check, timeout)
+    state = wait_via_daemon(
+        dd, {"op": "wait", "since": base}, lambda: watched_dirs(dd), check, timeout, RECHECK
+    )
     if state is None:
         return latest, False
     return state, True

@@ -5,14 +5,15 @@ ask answered, a sensor removed) wakes nobody: that is the root agent's own move,
 decide. What wakes:
 
 - a new ask, and an ask escalated to the human (`urgent`);
-- a worker that ended, except by `_ worker kill` (whoever ran it knows; `looop down` too);
+- a worker that ended, except by `_ worker kill` (whoever ran it knows);
 - a worker that turned `idle` from `running` (it finished a turn without ending itself), turned
   `blocked`, or `stalled`: counted by its session actor, so each new one is a new fact, and a
   worker that gets going again (`idle` -> `running`) is not news;
 - a sensor reading that differs from the last one seen;
 - a goal added or archived (the list of goal ids changed);
-- a notice for the human from looop itself (a budget threshold crossed, workers found dead after a
-  crash); the root agent's own `_ notify` is not news to it.
+- a notice for the human from looop itself (a budget threshold crossed, an ask escalated); the
+  root agent's own `_ notify` is not news to it, nor one about what wakes it anyway (the workers
+  found dead after a crash: their ends wake it).
 
 Not: a worker starting or running, screen and output activity, spend below a threshold, the
 journal. `world_hash` is the digest of exactly these facts.
@@ -69,7 +70,7 @@ def wake_facts(
         facts.add(f"reading {name} {_short(reading)}")
     facts.add(f"goals {_short(' '.join(sorted(goals)))}")
     for notice in notices:
-        if notice.get("from") != "root":
+        if notice.get("from") != "root" and notice.get("wakes") is not False:
             facts.add(f"notice {_short(str(notice.get('at')) + str(notice.get('message')))}")
     return frozenset(facts)
 

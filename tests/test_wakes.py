@@ -161,3 +161,65 @@ def test_wait_refuses_a_bad_since_or_cursor_with_one_line(looop: Looop) -> None:
         done = looop.run("_", "wait", *args, code=2)
         assert done.stderr.startswith(f"looop: {said}") and done.stderr.count("\n") == 1, done.stderr
     assert not (looop.data / "cursors").exists()
+
+
+def test_a_busy_worker_that_goes_silent_wakes_the_root_as_stalled_an_idle_one_does_not(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    busy = {"fake": {"command": [*AGENT, "{task}"], "busy_markers": ["esc to interrupt"]}}
+    up.configure(interactive="fake", profiles=busy, idle_after="1s", stall_after="2s")
+    up.start()
+    settle(looop)
+    gate = tmp_path / "go"
+    looop.run("_", "worker", "start", "w1", script("say working", f"busy-until {gate}", "say done", "exit"))
+    assert kinds(wake(looop)) == ["stalled w1"]  # its screen says busy, and nothing moves
+    gate.touch()
+    looop.run("_", "worker", "start", "w2", script("say done", f"quiet-until {gate}.never"))
+    news = [kinds(wake(looop)) for _ in range(2)]
+    assert sorted(news) == [["ended w1"], ["idle w2"]], news
+    looop.run("_", "wait", "--timeout", "4", code=124)  # idle past `stall_after`: no second wake
+
+
+def test_a_new_ask_is_shown_once_the_screen_that_led_to_it_is_written(looop: Looop, fleet: Up) -> None:
+    settle(looop)
+    for worker_id in ("w1", "w2", "w3"):
+        reason = f"the reason for {worker_id} is XYZ{worker_id}"
+        looop.run("_", "worker", "start", worker_id, script(f"say {reason}", "ask Go on? | yes,no", "exit"))
+        state = wake(looop)
+        assert kinds(state) == [f"ask {worker_id}-1"]
+        assert reason in (looop.data / "sessions" / worker_id / "screen.txt").read_text()
+        looop.run("_", "answer", f"{worker_id}-1", "yes")
+        assert kinds(wake(looop)) == [f"ended {worker_id}"]
+
+
+def test_without_up_a_worker_found_gone_wakes_the_root_and_the_next_up_does_not_again(
+    looop: Looop, fleet: Up
+) -> None:
+    looop.run("_", "worker", "start", "w1", script("ignore-hup", "say working", "sleep 60"))
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json", "--timeout", "50")
+    blocked(waiter, "the wait to block on the daemon", timers=True)
+    pid = worker(looop, "w1")["pid"]
+    for process in fleet.pids:
+        os.kill(process, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)  # no file says so: the wait finds out by looking again
+    out, err = waiter.communicate(timeout=40)
+    assert waiter.returncode == 0, err
+    assert kinds(orjson.loads(out)) == ["ended w1"]
+    fleet.start()  # it records w1 dead and tells the human: no second wake for the same end
+    wait_for(lambda: "whose looop had died" in looop.journal(), what="the notice")
+    looop.run("_", "wait", "--timeout", "1", code=124)
+
+
+def test_since_a_hash_that_state_printed_wakes_only_on_news(looop: Looop, fleet: Up) -> None:
+    fleet.wait_beats(1)  # its reading is in
+    shown = looop.state()["world_hash"]
+    waiter = looop.popen("_", "wait", "--json", "--since", shown)
+    blocked(waiter, "the wait to block")
+    looop.run("_", "worker", "start", "w1", script("say working", "sleep 60"))
+    looop.run("_", "worker", "kill", "w1")  # no news
+    looop.run("_", "goal", "write", "g1", "body")
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err
+    assert kinds(orjson.loads(out)) == ["goals"]
+    assert looop.run("_", "wait", "--all", "--cursor", "seen").returncode == 0  # any valid name

@@ -15,10 +15,10 @@ from typing import Any
 from looop import control
 from looop.actions import state_output
 from looop.actors.session import RENDER_WAIT
-from looop.cursors import Facts, recall
+from looop.cursors import Facts, recall, remember
 from looop.errors import LooopError, StorageError
 from looop.paths import DataDir
-from looop.state import gather, gather_facts
+from looop.state import gather_facts
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.tick import watched_dirs
 from looop.wakes import digest, news
@@ -60,9 +60,17 @@ class _Settle:
 
 @dataclass(frozen=True)
 class _RenderDue:
-    """The screens asked for by look number `look` are overdue: show the asks without them."""
+    """The screens asked for in render round `round` are overdue: show the asks without them."""
 
-    look: int
+    round: int
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """A look at the world is done: its facts, and the workers asked to write their screens."""
+
+    facts: Facts
+    asked: tuple[str, ...]
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -119,7 +127,9 @@ class MailboxActor(SupervisedActor):
         self._pending: list[control.Channel] = []  # every request not yet replied to
         self._burst: tuple[float, float] | None = None  # a settling burst: (first, last change)
         self._rendering: set[str] = set()  # workers whose screens the waiters wait for
-        self._looks = 0
+        self._render_round = 0  # counts the times waiters began to wait for screens
+        self._looking = False  # a look is under way in its thread
+        self._look_again = False  # and something changed since it began
 
     def started(self) -> None:
         self._server = control.listen(self.dd)
@@ -162,10 +172,12 @@ class MailboxActor(SupervisedActor):
                 if not self._rendering:
                     self._look()
         elif isinstance(message, _RenderDue):
-            if message.look == self._looks and self._rendering:
+            if message.round == self._render_round and self._rendering:
                 log.warning("screens of %s not written in time", ", ".join(sorted(self._rendering)))
                 self._rendering.clear()
                 self._look()
+        elif isinstance(message, _Looked):
+            self._looked(message)
         else:
             super().handle(message)
 
@@ -181,18 +193,37 @@ class MailboxActor(SupervisedActor):
         self._look()
 
     def _look(self) -> None:
-        """Read the world; let `on_change` see it (sessions with a new ask write their screens
-        first: then wait for them), else wake whoever it holds news for."""
-        self._looks += 1
-        state, facts = gather_facts(self.dd)
-        if self.on_change is not None:
-            me = self.actor_ref
-            asked = self.on_change(state, lambda session: tell_quietly(me, Rendered(session)))
-            if asked:
-                self._rendering |= set(asked)
-                tell_later(self.actor_ref, RENDER_DUE, _RenderDue(self._looks))
-        if not self._rendering and self._burst is None:
-            self._check_world(facts)
+        """Read the world and let `on_change` see it, in a thread of its own (the files may be
+        slow to read; keepalives and requests go on meanwhile), one look at a time."""
+        if self._looking:
+            self._look_again = True
+            return
+        self._looking = True
+        me = self.actor_ref
+
+        def look() -> None:
+            state, facts = gather_facts(self.dd)
+            asked: list[str] = []
+            if self.on_change is not None:
+                asked = self.on_change(state, lambda session: tell_quietly(me, Rendered(session)))
+            tell_quietly(me, _Looked(facts, tuple(asked)))
+
+        self.spawn(look, "mailbox-look")
+
+    def _looked(self, looked: _Looked) -> None:
+        """Wake whoever the world holds news for, unless a new ask's screen is still being
+        written, or the world changed again meanwhile (then look again first)."""
+        self._looking = False
+        if looked.asked:
+            if not self._rendering:
+                self._render_round += 1
+                tell_later(self.actor_ref, RENDER_DUE, _RenderDue(self._render_round))
+            self._rendering |= set(looked.asked)
+        if self._look_again:
+            self._look_again = False
+            self._look()
+        elif not self._rendering and self._burst is None:
+            self._check_world(looked.facts)
 
     # threads ----------------------------------------------------------------------------------
 
@@ -286,7 +317,9 @@ class MailboxActor(SupervisedActor):
 
     def _serve_state(self, conn: control.Channel, as_json: bool) -> None:
         try:
-            output = state_output(gather(self.dd), as_json)
+            state, facts = gather_facts(self.dd)
+            remember(self.dd, state["world_hash"], facts)
+            output = state_output(state, as_json)
         except Exception as exc:
             log.exception("state request failed")
             conn.send(f"error 1 looop failed: {exc!r}\n".encode())

@@ -458,8 +458,8 @@ class SessionActor(SupervisedActor):
 
     def _check_stall(self) -> None:
         """Stalled: no output and no verb call for `stall_after` seconds while not asking."""
-        if self._finished or self._stalled or self._record["pending_ask"]:
-            return
+        if self._finished or self._stalled or self._record["pending_ask"] or self._active is False:
+            return  # an idle worker is not stalled: its finished turn woke the root already
         last = max(self._record["last_output"] or self._record["started"], self._last_verb())
         quiet = time.time() - last
         if quiet < self.spec.stall_after:
