@@ -107,10 +107,10 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
         pending_ask=None,
         claims=[],
     )
-    write_json(dd.session_state(session), record)
     why = f"worker {session} dead (found at up)"
-    cancelled = cancel_asks_of(dd, session, why)
+    cancelled = cancel_asks_of(dd, session, why)  # first, as the session actor does at an end
     released = release_claims_of(dd, session, why)
+    write_json(dd.session_state(session), record)
     detail = f"dead: {how}"
     if cancelled:
         detail += f"; cancelled asks {', '.join(cancelled)}"

@@ -544,10 +544,11 @@ class SessionActor(SupervisedActor):
         )
         if self.pty.transcript.error:
             self._record["transcript_error"] = self.pty.transcript.error
-        self._write()
         why = f"worker {self.spec.id} {state}"
+        # its asks and claims go first: no reader ever sees an ended worker with a pending ask
         cancelled = cancel_asks_of(self.dd, self.spec.id, why)
         released = release_claims_of(self.dd, self.spec.id, why)
+        self._write()
         detail = f"{state}: {reason} ({exit_status.describe()})"
         if cancelled:
             detail += f"; cancelled asks {', '.join(cancelled)}"
