@@ -356,20 +356,27 @@ class SessionActor(SupervisedActor):
         """The typist thread: each told message, then the profile's submit key, one at a time;
         journals each and settles its `Told`."""
         while (typing := self._typing.get()) is not None:
-            problem = self._type_one(typing.keys)
-            told = journal.one_line(typing.text, 120)
-            journal.record(
-                self.dd,
-                "worker tell",
-                self.spec.id,
-                told if problem is None else f"{problem}: {told}",
-                who=typing.by,
-            )
-            if problem is not None:
-                typing.told.error = f"worker {self.spec.id}: {problem}"
-                if problem.startswith("typed"):
-                    typing.told.error += " (the text may sit in its input box)"
-            typing.told.done.set()
+            try:
+                try:
+                    problem = self._type_one(typing.keys)
+                except Exception as exc:  # crashes this actor (`spawn`): its caller hears why
+                    typing.told.error = f"worker {self.spec.id}: typing failed ({exc!r})"
+                    raise
+                if problem is not None:
+                    typing.told.error = f"worker {self.spec.id}: {problem}"
+                    if problem.startswith("typed"):
+                        typing.told.error += " (the text may sit in its input box)"
+                told = journal.one_line(typing.text, 120)
+                with contextlib.suppress(LooopError, OSError):  # a full disk must not end the worker
+                    journal.record(
+                        self.dd,
+                        "worker tell",
+                        self.spec.id,
+                        told if problem is None else f"{problem}: {told}",
+                        who=typing.by,
+                    )
+            finally:
+                typing.told.done.set()  # whoever waits for it must not wait in vain
 
     def _type_one(self, keys: str) -> str | None:
         """Type one message and its submit key; None once both went, else why not. A raw-mode
@@ -402,6 +409,8 @@ class SessionActor(SupervisedActor):
             return "the worker is ending"
         except pykka.Timeout:
             return f"its session did not say within {ASK_WAIT:g}s whether a dialog is up"
+        except Exception as exc:  # raised in the actor: no key goes blind
+            return f"its session could not say whether a dialog is up ({exc})"
 
     def _update_live_state(self) -> None:
         if self._finished:
