@@ -251,7 +251,7 @@ def test_a_real_agent_busy_when_worker_tell_types_queues_the_message_and_its_nex
 
 @pytest.mark.real_agent
 @pytest.mark.timeout(60)
-def test_pi_told_right_after_it_started_takes_the_message_once_it_has_its_terminal(
+def test_pi_given_a_worker_tell_right_after_it_started_takes_the_message_once_it_has_its_terminal(
     looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
 ) -> None:
     """Typed at once, pi's terminal is still cooked: the kernel would echo the text and turn the
