@@ -14,6 +14,7 @@ import contextlib
 import os
 import select
 import signal
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ CHECK_EVERY = 2.0  # how often `pump` calls its `on_tick` (stall checks)
 SCREEN_EVERY = 0.5
 SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
 TRANSCRIPT_CAP = 4 * 1024 * 1024
+RAW_POLL = 0.05  # how often `await_raw` looks at the terminal's modes
 
 _spawn_lock = threading.Lock()  # fork from a threaded process one at a time
 
@@ -253,18 +255,45 @@ class PtySession:
             with contextlib.suppress(OSError):
                 child.send(keys.encode())
 
-    def type_message(self, text: str, submit: str, echo_wait: float) -> None:
-        """Type `text`, then `submit`, as two writes: the submit key goes once the agent has
-        printed something after the text (a TUI redraws its input box once it took it), or after
-        `echo_wait` seconds when it prints nothing. A TUI reads a submit key that arrives with
-        the text in one read as part of it (see `looop.profiles.TYPING`). Blocks while the
-        agent does not read its input: call it from a thread of its own."""
+    def type_echoed(self, text: str, echo_wait: float) -> None:
+        """Type `text`, then wait until the agent has printed something after it (a TUI redraws
+        its input box once it took it), or `echo_wait` seconds when it prints nothing: the
+        submit key goes as a write of its own after this, for a TUI reads a submit key that
+        arrives with the text in one read as part of it (see `looop.profiles.TYPING`). Blocks
+        while the agent does not read its input: call it from a thread of its own."""
         with self._printed:
             reads = self._reads
         self.type(text)
         with self._printed:
             self._printed.wait_for(lambda: self._reads != reads, echo_wait)
-        self.type(submit)
+
+    def canonical(self) -> bool | None:
+        """Is the agent's terminal in canonical (cooked, line by line) mode, as a TUI's is until
+        it takes the terminal in raw mode? None when there is no terminal to ask. (tcgetattr on
+        the master gives the slave's modes.)"""
+        child = self.child
+        if child is None:
+            return None
+        try:
+            lflag = termios.tcgetattr(child.child_fd)[3]
+        except (OSError, ValueError, termios.error):  # closed: the agent ended
+            return None
+        return bool(lflag & termios.ICANON)
+
+    def await_raw(self, timeout: float) -> bool | None:
+        """Wait up to `timeout` for the terminal to leave canonical mode: True once it has (at
+        once if it is), False if it did not in time, None once there is no terminal. Nothing
+        signals a change of a terminal's modes (short of packet mode, TIOCPKT, which would change
+        every read of the pump), so this polls `tcgetattr`, bounded: call it from a thread of its
+        own, never an actor's."""
+        deadline = time.monotonic() + timeout
+        while (cooked := self.canonical()) is not False:
+            if cooked is None:
+                return None
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(RAW_POLL)
+        return True
 
     def render_now(self, timeout: float) -> bool:
         """Have the pump read all the agent has printed so far and write the screen; wait up to

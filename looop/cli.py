@@ -578,8 +578,10 @@ def worker_tell(worker_id: str, message: tuple[str, ...]) -> None:
     context, killing loses it. An agent that is busy takes it after its current step. Newlines
     stay in the one message (the claude and pi profiles type it as a bracketed paste);
     other control characters are refused, and so is more than 16 KiB: name a file instead.
-    Exit 4 for no such worker, 5 when it has ended (`_ worker resume` it) or its agent shows a
-    dialog (the keys would answer it: answer its ask first).
+    It returns once the message is submitted. The claude and pi profiles wait (up to 10 s) for
+    the agent to take its terminal (a TUI starting). Exit 4 for no such worker, 5 when it has
+    ended (`_ worker resume` it), its agent never took its terminal, or shows a dialog, before the
+    text or before the submit key (the keys would answer it: answer its ask first).
     """
     from looop.control import call
     from looop.ids import check_session_id
@@ -589,8 +591,14 @@ def worker_tell(worker_id: str, message: tuple[str, ...]) -> None:
     check_session_id(worker_id, "worker id")
     text = check_message(read_body(message, "message"))
     request = {"op": "worker_tell", "id": worker_id, "message": text, "by": "root"}
-    call(data_dir(), request, timeout=60)
-    click.echo(f"told {worker_id}: {one_line(text, 60)}")
+    reply = call(data_dir(), request, timeout=60)
+    if reply.get("submitted", True):
+        click.echo(f"told {worker_id}: {one_line(text, 60)}")
+    else:
+        click.echo(
+            f"queued for {worker_id}, not typed yet (its agent is not reading its input, or earlier"
+            f" messages are still being typed; the journal says when it is): {one_line(text, 60)}"
+        )
 
 
 @worker_group.command("kill", context_settings=CONTEXT)

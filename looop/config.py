@@ -193,6 +193,7 @@ _PROFILE_PARTS: dict[str, Callable[[object], Any]] = {
     "screen_skip": _patterns,
     "submit": _keys,
     "bracketed_paste": _flag,
+    "raw_mode": _flag,
 }
 
 

@@ -25,6 +25,7 @@ from looop.actors.session import (
     SessionSpec,
     Tell,
     Terminate,
+    Told,
 )
 from looop.config import Config, load_config
 from looop.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
@@ -44,6 +45,7 @@ SPAWN_TIMEOUT = 30.0
 QUEUE_POLL = 0.25
 ENDED_SLACK = 10.0
 TELL_WAIT = 10.0  # for the session actor to take a told message (it never waits on the agent)
+TOLD_WAIT = 30.0  # for its typist to submit it: `_ worker tell` replies "still queued" after
 
 
 class Fleet:
@@ -265,15 +267,20 @@ class Fleet:
                 f" (`_ worker resume {session}` starts it again with its conversation)"
             )
         try:
-            reply = entry[0].ask(Tell(text, by), block=False).get(timeout=TELL_WAIT)
+            told = entry[0].ask(Tell(text, by), block=False).get(timeout=TELL_WAIT)
         except pykka.ActorDeadError:
             raise Conflict(f"worker {session} has ended: nothing to type into") from None
         except pykka.Timeout:
             raise LooopError(
                 f"worker {session}'s session did not take the message within {TELL_WAIT:g}s"
             ) from None
-        assert isinstance(reply, dict)
-        return reply
+        assert isinstance(told, Told)
+        # the reply comes once the submit key went, or the typist gave the message up; past
+        # TOLD_WAIT (earlier messages still typing, an agent not reading its input) it says so
+        submitted = told.done.wait(TOLD_WAIT)
+        if told.error is not None:
+            raise Conflict(told.error)
+        return {"ok": True, "id": session, "characters": len(text), "submitted": submitted}
 
     def refresh(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
         """Files changed: tell each live session its pending ask and claims, and enforce the

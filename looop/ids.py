@@ -4,6 +4,7 @@ resources), and text, which looop carries as UTF-8 without NUL bytes."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from looop.errors import InvalidInput
 
@@ -77,6 +78,22 @@ def decode_text(data: bytes, what: str) -> str:
     if "\0" in text:
         raise InvalidInput(f"{what} holds a NUL byte (byte {data.index(0)})")
     return text
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as `^[`-style escapes (C1 ones as `?`) and format
+    characters (Unicode category Cf: bidi overrides, zero-width spaces) as `\\u202e`: words from
+    a worker or the root (an ask, a screen, a told message) must neither drive the operator's
+    terminal (clear it, move the cursor, set its title) nor hide or reorder what a line shows."""
+    text = _CONTROLS.sub(
+        lambda m: f"^{chr((ord(m.group()) + 64) % 128)}" if ord(m.group()) < 0x80 else "?", text
+    )
+    if text.isascii():
+        return text
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) == "Cf" else c for c in text)
 
 
 def shown(value: str, limit: int = 80) -> str:

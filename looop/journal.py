@@ -7,6 +7,7 @@ import time
 
 from looop.fields import MAX_TIME, finite
 from looop.fsio import StoreLock, append_line, tail_lines
+from looop.ids import printable
 from looop.paths import DataDir
 
 MAX_FIELD = 300
@@ -21,8 +22,9 @@ def timestamp(at: float | None = None) -> str:
 
 
 def one_line(text: str, limit: int = MAX_FIELD) -> str:
-    """Fold newlines and cap the length, so that one entry stays one line."""
-    folded = " ⏎ ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    """Fold newlines, show control and format characters escaped (`ids.printable`) and cap the
+    length, so that one entry stays one line that shows what it holds."""
+    folded = printable(" ⏎ ".join(part.strip() for part in text.strip().splitlines() if part.strip()))
     return folded if len(folded) <= limit else folded[: limit - 1] + "…"
 
 

@@ -135,8 +135,11 @@ WORKERS
   `_ worker tell` types a message as a human at its terminal would: the
   text (a bracketed paste for claude and pi: newlines stay in one
   message; other control characters and over 16 KiB are refused), then
-  the profile's submit key. A busy agent takes it after its current step;
-  one at a dialog is not told (exit 5: the keys would answer the dialog).
+  the profile's submit key; it returns once that went. A busy agent takes
+  it after its current step. claude and pi (`raw_mode`) are typed into
+  once their TUI took the terminal (up to 10s at start); one at a dialog,
+  before the text or the submit key, is not told or its text not submitted
+  (exit 5: the keys would answer the dialog; the journal says which).
   `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again; the ID `pulse` is reserved.
@@ -188,7 +191,7 @@ AGENT PROFILES (config `interactive`: a profile's name, or a plain command)
   "settings": {...}, "dialogs": [{"name", "pattern", "question", "keys":
   {ANSWER: KEYS}, "hooked": BOOL}], "blocked_markers": [RE],
   "busy_markers": [TEXT], "screen_skip": [RE], "submit": KEYS,
-  "bracketed_paste": BOOL}} (see the README). A
+  "bracketed_paste": BOOL, "raw_mode": BOOL}} (see the README). A
   dialog's ask is withdrawn when the dialog leaves the screen. A worker quiet at a dialog looop does not know
   (blocked_markers on its screen) turns `blocked`, with the dialog's text
   in `blocked_by`. Placeholders, replaced inside arguments (never via a

@@ -67,6 +67,10 @@ class Profile:
     # newlines stay in the one message and the submit key after it is a key, not pasted text.
     submit: str = "\r"
     bracketed_paste: bool = False
+    # The agent is a TUI that reads its terminal in raw mode: a message is typed only once it has
+    # taken the terminal out of canonical mode (see TYPING). Not `bracketed_paste`: that says how
+    # the text is framed, this when the agent can take keys at all; a TUI without pastes needs it too.
+    raw_mode: bool = False
 
     def missing_conversation(self, env: dict[str, str], cwd: Path, session_uuid: str) -> str | None:
         """Where the agent's conversation for `session_uuid` would be, when it is in none of the
@@ -200,13 +204,19 @@ def check_message(text: str) -> str:
 def typed_message(profile: Profile, text: str) -> str:
     """What is typed for a checked message before the profile's submit key: the text, as a
     bracketed paste when the profile says the agent takes one. Without, a newline would submit
-    the message in parts: refused (`InvalidInput`)."""
+    the message in parts and a tab would be a key: refused (`InvalidInput`)."""
     if profile.bracketed_paste:
         return f"\x1b[200~{text}\x1b[201~"
     if "\n" in text:
         raise InvalidInput(
             f"the message has several lines, and profile {profile.name!r} takes no bracketed paste:"
             " each newline would submit a part; put it on one line (or set the profile's"
+            " `bracketed_paste` in the config)"
+        )
+    if "\t" in text:
+        raise InvalidInput(
+            f"the message holds a tab, and profile {profile.name!r} takes no bracketed paste: the"
+            " agent would take it as a key (completion); use spaces (or set the profile's"
             " `bracketed_paste` in the config)"
         )
     return text
@@ -261,6 +271,7 @@ CLAUDE = Profile(
     busy_markers=("esc to interrupt",),
     screen_skip=CLAUDE_SCREEN_SKIP,
     bracketed_paste=True,  # see TYPING
+    raw_mode=True,
 )
 
 # pi continues a session file named on its command line, so the one command starts and resumes
@@ -280,6 +291,7 @@ PI = Profile(
     busy_markers=("working...", "esc to interrupt"),
     screen_skip=PI_SCREEN_SKIP,
     bracketed_paste=True,  # see TYPING
+    raw_mode=True,
 )
 
 BUILT_IN: dict[str, Profile] = {p.name: p for p in (CLAUDE, PI)}

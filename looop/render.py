@@ -3,11 +3,11 @@ prefer text: what needs a decision first, then who is working, then what is done
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 from looop.fields import MAX_TIME, finite
+from looop.ids import printable
 
 MAX_LINES_PER_READING = 6
 SCREEN_WIDTH = 48
@@ -47,6 +47,9 @@ def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
         indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in rows
     ]
+
+
+_printable = printable  # shown as is: control and format characters escaped (`looop.statusview` too)
 
 
 def _asks(asks: list[dict[str, Any]]) -> list[str]:
@@ -140,17 +143,6 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
         out.append("\nproblems (files skipped):")
         out.extend(f"  {p}" for p in state["problems"])
     return _printable("\n".join(out)) + "\n"
-
-
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters shown as `^[`-style escapes: a worker's words (its ask, its
-    screen) must not drive the operator's terminal (clear it, move the cursor, set its title)."""
-    return _CONTROLS.sub(
-        lambda m: f"^{chr((ord(m.group()) + 64) % 128)}" if ord(m.group()) < 0x80 else "?", text
-    )
 
 
 def _limits(limits: dict[str, dict[str, float]]) -> str:

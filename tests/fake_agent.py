@@ -31,6 +31,7 @@ Script lines in the prompt start with `FAKE:`:
     FAKE: hooked-dialog COMMAND    the same dialog, answered by `_ dialog` (Claude Code's hook) meanwhile
     FAKE: prompt TEXT              show TEXT and read one key, like a dialog looop does not know
     FAKE: raw                      put its terminal in raw mode, as a TUI does: typed keys wait as sent
+    FAKE: await-keys               read one burst of typed keys, printing nothing (a TUI taking text)
     FAKE: listen FILE              read typed keys for ever, like a TUI's input box (raw mode): text
                                    and bracketed pastes (ESC[200~ ... ESC[201~, newlines kept) go into
                                    the box, redrawn after each read; a "\r" outside a paste submits
@@ -79,9 +80,13 @@ def draw_frame(status: str) -> None:
     sys.stdout.flush()
 
 
+def status_line(status: str) -> str:
+    """What rewrites the status line in place, keeping the cursor where it was."""
+    return f"{ESC}7{ESC}[4;1H{ESC}[2K{ESC}[2m{status}{ESC}[0m{ESC}8"
+
+
 def set_status(status: str) -> None:
-    """Rewrite the status line in place, keeping the cursor where it was."""
-    sys.stdout.write(f"{ESC}7{ESC}[4;1H{ESC}[2K{ESC}[2m{status}{ESC}[0m{ESC}8")
+    sys.stdout.write(status_line(status))
     sys.stdout.flush()
 
 
@@ -183,9 +188,8 @@ def step(line: str) -> None:
     elif verb == "ignore-hup":
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     elif verb in ("dialog", "hooked-dialog", "passing-dialog"):
-        set_status("")
-        sys.stdout.write(
-            f" {ESC}[1mBash command{ESC}[0m\r\n\r\n   {rest}\r\n   Run shell command\r\n\r\n"
+        sys.stdout.write(  # the status line cleared and the dialog drawn in one write
+            f"{status_line('')} {ESC}[1mBash command{ESC}[0m\r\n\r\n   {rest}\r\n   Run shell command\r\n\r\n"
             f" Do you want to proceed?\r\n {ESC}[36m\u276f{ESC}[0m 1. Yes\r\n"
             "   2. Yes, and always allow it\r\n   3. No\r\n\r\n Esc to cancel \u00b7 Tab to amend\r\n"
         )
@@ -219,6 +223,8 @@ def step(line: str) -> None:
         import tty
 
         tty.setraw(sys.stdin.fileno(), termios.TCSANOW)  # not TCSAFLUSH: keep what was typed
+    elif verb == "await-keys":
+        read_keys()
     elif verb == "listen":
         listen(Path(rest))
     elif verb == "crash":

@@ -247,3 +247,26 @@ def test_a_real_agent_busy_when_worker_tell_types_queues_the_message_and_its_nex
     after = len(script.requests) - 1  # the request that carried the answer, and the message
     assert any(message in text for text in script.said(after)), script.said(after)
     print(f"\n{agent}, tell while busy: {time.monotonic() - began:.1f}s")
+
+
+@pytest.mark.real_agent
+@pytest.mark.timeout(60)
+def test_pi_given_a_worker_tell_right_after_it_started_takes_the_message_once_it_has_its_terminal(
+    looop: Looop, up: Up, agent_cli: Callable[[str], Path], model_server: ModelServer
+) -> None:
+    """Typed at once, pi's terminal is still cooked: the kernel would echo the text and turn the
+    submit key into a newline. (Claude Code, told in its first seconds, still loses the message
+    once typed in raw mode: 2.1.197 keeps it in its input box unsent, 2.1.332 drops it. It
+    probes the terminal then (XTVERSION, DA1), but answering DA1 did not help: not known yet.)"""
+    began = time.monotonic()
+    work = real_fleet(looop, up, agent_cli, model_server, "pi")
+    script = model_server.script("w1", Say("Looking."), Say("Noted."))
+    looop.run("_", "worker", "start", "w1", "--cwd", str(work), "Look around.")
+    message = "Also read the README first."
+    assert looop.run("_", "worker", "tell", "w1", message).stdout == f"told w1: {message}\n"
+
+    def arrived() -> bool:
+        return any(message in text for i in range(len(script.requests)) for text in script.said(i))
+
+    wait_for(arrived, 40, "the message as a user turn")
+    print(f"\npi, tell at start: {time.monotonic() - began:.1f}s")

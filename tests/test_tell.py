@@ -11,10 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for, worker
+from tests.conftest import AGENT, Looop, Up, ended, posing_as, screen, script, wait_for, worker
 
-# the fake agent as a profile of its own that takes bracketed pastes, as the claude and pi ones do
-PASTING = {"fake": {"command": AGENT, "bracketed_paste": True}}
+# the fake agent as a profile of its own that takes bracketed pastes in raw mode, as the claude
+# and pi ones do
+PASTING = {"fake": {"command": AGENT, "bracketed_paste": True, "raw_mode": True}}
 
 
 def told(log: Path, count: int) -> list[dict[str, Any]]:
@@ -90,6 +91,10 @@ def test_an_agent_without_bracketed_paste_gets_the_text_and_the_submit_key_and_n
     refused = looop.run("_", "worker", "tell", "w1", "one\ntwo", code=2).stderr
     assert "several lines" in refused and "bracketed_paste" in refused
     assert len(refused.strip().splitlines()) == 1
+    # a tab would reach it as a key (completion, focus), not as text
+    refused = looop.run("_", "worker", "tell", "w1", "one\ttwo", code=2).stderr
+    assert "a tab" in refused and "bracketed_paste" in refused
+    assert len(refused.strip().splitlines()) == 1
     assert looop.journal().count("worker tell") == 1
 
 
@@ -97,7 +102,7 @@ def test_the_configs_profile_sets_the_keys_typed_after_the_message(
     looop: Looop, up: Up, tmp_path: Path
 ) -> None:
     # the fake agent submits on "\r": a "!" typed before it lands in the message, after the paste
-    profiles = {"fake": {"command": AGENT, "bracketed_paste": True, "submit": "!\r"}}
+    profiles = {"fake": {"command": AGENT, "bracketed_paste": True, "raw_mode": True, "submit": "!\r"}}
     up.configure(interactive="fake", idle_after="1s", kill_grace="1s", profiles=profiles)
     up.start()
     log = tmp_path / "told.jsonl"
@@ -181,3 +186,70 @@ def test_a_worker_at_a_dialog_is_not_told_for_its_keys_would_answer_the_dialog(
     assert "worker tell" not in looop.journal()
     looop.run("_", "worker", "kill", "w1")
     assert "prompt answer" not in screen(looop, "w1")  # no key reached it
+
+
+def test_a_worker_told_before_its_agent_took_its_terminal_gets_the_message_once_it_has(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    # a Node TUI spends seconds at start with its terminal still cooked: typed then, the kernel
+    # echoes the text and turns the submit key into a newline
+    up.configure(interactive="fake", idle_after="1s", kill_grace="1s", profiles=PASTING)
+    up.start()
+    log = tmp_path / "told.jsonl"
+    looop.run("_", "worker", "start", "w1", script("sleep 3", "raw", f"listen {log}"))
+    done = looop.run("_", "worker", "tell", "w1", "Start with the parser.")
+    assert done.stdout == "told w1: Start with the parser.\n"
+    assert told(log, 1) == [{"text": "Start with the parser.", "pasted": True}]
+    assert "· worker tell · w1 · Start with the parser." in looop.journal()
+
+
+def test_a_tell_to_an_agent_that_never_takes_its_terminal_fails_with_one_line_and_types_nothing(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    up.configure(interactive="fake", idle_after="1s", kill_grace="1s", profiles=PASTING)
+    up.start()
+    looop.run("_", "worker", "start", "w1", script("say ready"))  # then reads lines, cooked
+    wait_for(lambda: worker(looop, "w1").get("state") == "idle", 30, "w1 idle")
+    refused = looop.run("_", "worker", "tell", "w1", "hello", code=5).stderr
+    assert refused.startswith("looop: worker w1: not typed: its agent did not take its terminal (raw mode)")
+    assert len(refused.strip().splitlines()) == 1
+    assert "· worker tell · w1 · not typed" in looop.journal()
+    looop.run("_", "worker", "kill", "w1")
+    assert "you said" not in screen(looop, "w1")
+
+
+def test_a_dialog_that_appears_once_the_text_is_typed_gets_no_submit_key_and_the_tell_says_so(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    # claude's profile (a plain argv of claude: its dialogs, no hook): Enter at its permission
+    # dialog is "1. Yes"
+    up.configure(interactive=["claude", "{task}"], kill_grace="1s", idle_after="1s")
+    up.start(PATH=posing_as(tmp_path, "claude"))
+    steps = script("raw", "await-keys", "dialog rm -r build", "say after the dialog")
+    looop.run("_", "worker", "start", "w1", steps)
+    wait_for(lambda: "contract:" in screen(looop, "w1"), 30, "w1 started")
+    refused = looop.run("_", "worker", "tell", "w1", "Go on.", code=5).stderr
+    assert refused.startswith(
+        "looop: worker w1: typed but not submitted: its agent shows its permission dialog"
+    )
+    assert len(refused.strip().splitlines()) == 1
+    assert "· worker tell · w1 · typed but not submitted: its agent shows its permission dialog" in (
+        looop.journal()
+    )
+    ask = wait_for(lambda: looop.state()["asks"], what="the dialog's ask")[0]
+    looop.run("_", "answer", ask["id"], "no")
+    wait_for(lambda: "after the dialog" in screen(looop, "w1"), what="the dialog answered")
+    assert "dialog answer: no" in screen(looop, "w1")  # its answer, not the submit key's "yes"
+
+
+def test_format_characters_reach_the_agent_as_given_and_the_journal_and_reply_show_them_escaped(
+    looop: Looop, up: Up, tmp_path: Path
+) -> None:
+    log = listening(looop, up, tmp_path)
+    text = "rename \u202eevil\u202c to\u200b good"  # a bidi override, its end, a zero-width space
+    done = looop.run("_", "worker", "tell", "w1", text)
+    assert done.stdout == "told w1: rename \\u202eevil\\u202c to\\u200b good\n"
+    assert told(log, 1) == [{"text": text, "pasted": True}]
+    journal = looop.journal()
+    assert "· worker tell · w1 · rename \\u202eevil\\u202c to\\u200b good" in journal
+    assert not any(ch in journal for ch in "\u202e\u202c\u200b")

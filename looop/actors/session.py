@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import pykka
 
 from looop import journal
 from looop.babysit import Exit, PtySession, Screen, SpawnError, Transcript
@@ -37,6 +39,8 @@ DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
 DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
 ECHO_WAIT = 2.0  # the most a told message waits for the agent to redraw before its submit key
+RAW_WAIT = 10.0  # the most it waits for a raw-mode agent to take its terminal (Node TUIs: 1-3 s at start)
+ASK_WAIT = 10.0  # the most the typist waits for this actor to say whether a dialog is up
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,34 @@ class Refresh:
 @dataclass(frozen=True)
 class Tell:
     """`_ worker tell`: type `text` (checked: `profiles.check_message`) into the agent and submit
-    it. Asked: the reply says it is queued for typing, or the error says why not."""
+    it. Asked: the reply is the message's `Told`, queued for the typist, or the error says why
+    not (a dialog up now, the worker ending)."""
 
     text: str
     by: str
+
+
+class Told:
+    """What became of one told message, set once by the typist (and journaled): `done` is set
+    once its submit key went (`error` None) or it was given up (`error` says why, and whether
+    its text was typed)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Typing:
+    keys: str  # the text as typed (`profiles.typed_message`)
+    text: str
+    by: str
+    told: Told
+
+
+@dataclass(frozen=True)
+class _InTheWay:
+    """The typist asks: what on the screen, rendered now, would take a typed key as its answer?"""
 
 
 @dataclass(frozen=True)
@@ -162,7 +190,7 @@ class SessionActor(SupervisedActor):
         self._swept: Ended | None = None
         self._swept_event = threading.Event()  # set with `_swept`, for a cleanup that cannot get `_Swept`
         self._finished = False
-        self._typing: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # told messages, in order
+        self._typing: queue.SimpleQueue[_Typing | None] = queue.SimpleQueue()  # told messages, in order
         self._typist: threading.Thread | None = None
         self._written: dict[str, Any] = {}
         self._record: dict[str, Any] = {
@@ -279,6 +307,8 @@ class SessionActor(SupervisedActor):
             self._update_live_state()
         elif isinstance(message, Tell):
             return self._tell(message)
+        elif isinstance(message, _InTheWay):
+            return self._in_the_way()
         elif isinstance(message, Terminate):
             self._terminate(message)
         elif isinstance(message, _Exited):
@@ -291,32 +321,96 @@ class SessionActor(SupervisedActor):
         else:
             super().handle(message)
 
-    def _tell(self, message: Tell) -> dict[str, Any]:
+    def _tell(self, message: Tell) -> Told:
         """Queue a message for the typist thread (a pty write waits while the agent does not read
-        its input: never in this thread); journal it."""
+        its input: never in this thread), which journals what became of it."""
         if self._finished or self._kill is not None or self._exit_seen is not None:
             raise Conflict(f"worker {self.spec.id} is ending: nothing to type into")
         keys = typed_message(self.spec.profile, message.text)
-        self.pty.render_now(RENDER_WAIT)  # the screen as it is now, not as last rendered
-        screen = self.pty.screen.text
-        if shown_dialog(self.spec.profile, screen) is not None or shows_blocked(self.spec.profile, screen):
-            # its keys would answer the dialog (Enter picks the chosen option)
+        if self._in_the_way() is not None:
             raise Conflict(
                 f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
                 " answer its ask (or see its screen.txt) first"
             )
-        self._typing.put(keys)
+        told = Told()
+        self._typing.put(_Typing(keys, message.text, message.by, told))
         if self._typist is None:
             self._typist = self.spawn(self._type_told, f"typist-{self.spec.id}")
-        journal.record(
-            self.dd, "worker tell", self.spec.id, journal.one_line(message.text, 120), who=message.by
-        )
-        return {"ok": True, "id": self.spec.id, "characters": len(message.text)}
+        return told
+
+    def _in_the_way(self) -> str | None:
+        """What would take a told message's keys as its answer (Enter picks a dialog's chosen
+        option), on the screen as it is now, not as last rendered; or that the worker is ending."""
+        if self._finished or self._kill is not None or self._exit_seen is not None:
+            return "the worker is ending"
+        self.pty.render_now(RENDER_WAIT)
+        screen = self.pty.screen.text
+        shown = shown_dialog(self.spec.profile, screen)
+        if shown is not None:
+            return f"its agent shows its {shown[0].name} dialog"
+        if shows_blocked(self.spec.profile, screen):
+            return "its agent shows a dialog"
+        return None
 
     def _type_told(self) -> None:
-        """The typist thread: each told message, then the profile's submit key, one at a time."""
-        while (keys := self._typing.get()) is not None:
-            self.pty.type_message(keys, self.spec.profile.submit, ECHO_WAIT)
+        """The typist thread: each told message, then the profile's submit key, one at a time;
+        journals each and settles its `Told`."""
+        while (typing := self._typing.get()) is not None:
+            try:
+                try:
+                    problem = self._type_one(typing.keys)
+                except Exception as exc:  # crashes this actor (`spawn`): its caller hears why
+                    typing.told.error = f"worker {self.spec.id}: typing failed ({exc!r})"
+                    raise
+                if problem is not None:
+                    typing.told.error = f"worker {self.spec.id}: {problem}"
+                    if problem.startswith("typed"):
+                        typing.told.error += " (the text may sit in its input box)"
+                told = journal.one_line(typing.text, 120)
+                with contextlib.suppress(LooopError, OSError):  # a full disk must not end the worker
+                    journal.record(
+                        self.dd,
+                        "worker tell",
+                        self.spec.id,
+                        told if problem is None else f"{problem}: {told}",
+                        who=typing.by,
+                    )
+            finally:
+                typing.told.done.set()  # whoever waits for it must not wait in vain
+
+    def _type_one(self, keys: str) -> str | None:
+        """Type one message and its submit key; None once both went, else why not. A raw-mode
+        agent (the profile's `raw_mode`) is typed into only once its terminal is raw: typed while
+        still cooked (a Node TUI starting), the kernel would echo the text and turn the submit
+        key into a newline. Right before the text and before the submit key, this actor renders
+        the screen and says whether a dialog is up (one that appeared since `_tell` looked would
+        take the keys: Enter is "Yes" at Claude Code's)."""
+        raw = self.spec.profile.raw_mode
+        if raw and (ready := self.pty.await_raw(RAW_WAIT)) is not True:
+            if ready is None:
+                return "not typed: its agent has ended"
+            return f"not typed: its agent did not take its terminal (raw mode) within {RAW_WAIT:g}s"
+        if (blocking := self._ask_in_the_way()) is not None:
+            return f"not typed: {blocking}"
+        self.pty.type_echoed(keys, ECHO_WAIT)
+        if raw and self.pty.await_raw(RAW_WAIT) is not True:
+            return "typed but not submitted: its agent's terminal left raw mode"
+        if (blocking := self._ask_in_the_way()) is not None:
+            return f"typed but not submitted: {blocking}"
+        self.pty.type(self.spec.profile.submit)
+        return None
+
+    def _ask_in_the_way(self) -> str | None:
+        """`_in_the_way`, asked of this actor from the typist thread (the screen and the worker's
+        state are the actor's)."""
+        try:
+            return cast("str | None", self.actor_ref.ask(_InTheWay(), timeout=ASK_WAIT))
+        except pykka.ActorDeadError:
+            return "the worker is ending"
+        except pykka.Timeout:
+            return f"its session did not say within {ASK_WAIT:g}s whether a dialog is up"
+        except Exception as exc:  # raised in the actor: no key goes blind
+            return f"its session could not say whether a dialog is up ({exc})"
 
     def _update_live_state(self) -> None:
         if self._finished:
