@@ -130,6 +130,7 @@ class MailboxActor(SupervisedActor):
         self._render_round = 0  # counts the times waiters began to wait for screens
         self._looking = False  # a look is under way in its thread
         self._look_again = False  # and something changed since it began
+        self._facts: Facts = frozenset()  # what the last look found
 
     def started(self) -> None:
         self._server = control.listen(self.dd)
@@ -169,8 +170,8 @@ class MailboxActor(SupervisedActor):
         elif isinstance(message, Rendered):
             if message.session in self._rendering:
                 self._rendering.discard(message.session)
-                if not self._rendering:
-                    self._look()
+                if not self._rendering and self._burst is None and not self._looking:
+                    self._check_world(self._facts)  # a screen is no fact: the look still holds
         elif isinstance(message, _RenderDue):
             if message.round == self._render_round and self._rendering:
                 log.warning("screens of %s not written in time", ", ".join(sorted(self._rendering)))
@@ -214,6 +215,7 @@ class MailboxActor(SupervisedActor):
         """Wake whoever the world holds news for, unless a new ask's screen is still being
         written, or the world changed again meanwhile (then look again first)."""
         self._looking = False
+        self._facts = looked.facts
         if looked.asked:
             if not self._rendering:
                 self._render_round += 1
