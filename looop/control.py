@@ -33,6 +33,7 @@ MAX_LINE = 64 << 20
 KEEPALIVE = 1.0
 """Seconds between the blank lines the daemon sends on every connection whose reply is pending."""
 SILENCE = 6.0
+GRACE = 4.0  # longer than the daemon holds a wake (a burst settling, a new ask's screen written)
 """A client that hears nothing (not even a keepalive) for this long stops trusting the socket."""
 REQUEST_TIMEOUT = 30.0
 """Server side: how long a client may take over each read of its request line."""
@@ -220,11 +221,12 @@ def wait_via_daemon(
         conn = _subscribe(dd, message)
         replies = None if conn is None else _Replies(conn)
         heard = looked = time.monotonic()
+        unsaid: float | None = None  # when our own watch saw a change the daemon has not woken us for
         look = True
         try:
             while True:
                 if look:
-                    looked = time.monotonic()
+                    looked, unsaid = time.monotonic(), None
                     watcher.watch(d for d in directories() if d.is_dir())
                     result = check()
                     if result is not None:
@@ -238,13 +240,19 @@ def wait_via_daemon(
                     bounds += [recheck and looked + recheck - now]
                     bounds += [None if watcher.event_driven else POLL_INTERVAL]
                 else:
-                    bounds += [heard + SILENCE - now]
+                    bounds += [heard + SILENCE - now, None if unsaid is None else unsaid + GRACE - now]
                 known = [b for b in bounds if b is not None]
                 readable = [fd for fd in (watcher.fileno(), -1 if conn is None else conn.fileno()) if fd >= 0]
                 ready, _, _ = select.select(readable, [], [], max(0.0, min(known)) if known else None)
                 changed = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
-                due = recheck is not None and time.monotonic() - looked >= recheck
-                look = conn is None and (changed or due)  # the daemon's word, while it answers
+                now = time.monotonic()
+                if changed and unsaid is None:
+                    unsaid = now
+                due = recheck is not None and now - looked >= recheck
+                # while the daemon answers, its word (the burst settled, the screen written);
+                # past GRACE, our own look all the same: the files decide, whatever it missed
+                overdue = unsaid is not None and now - unsaid >= GRACE
+                look = overdue or (conn is None and (changed or due))
                 if conn is None or replies is None:
                     continue
                 if conn.fileno() in ready:
