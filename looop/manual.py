@@ -140,6 +140,8 @@ WORKERS
   once their TUI took the terminal (up to 10s at start); one at a dialog,
   before the text or the submit key, is not told or its text not submitted
   (exit 5: the keys would answer the dialog; the journal says which).
+  Claude Code drops what is typed in its first second: tell a claude
+  worker once it is `running` or `idle`.
   `cat sessions/ID/screen.txt` shows its screen now;
   sessions/ID/transcript.log holds all it printed (rotated at 4 MiB).
   An ended worker's ID may be started again; the ID `pulse` is reserved.
