@@ -222,7 +222,7 @@ def wait_via_daemon(
         replies = None if conn is None else _Replies(conn)
         heard = looked = time.monotonic()
         unsaid: float | None = None  # when our own watch saw a change the daemon has not woken us for
-        look = True
+        look, resubscribe = True, False
         try:
             while True:
                 if look:
@@ -231,6 +231,11 @@ def wait_via_daemon(
                     result = check()
                     if result is not None:
                         return result
+                if resubscribe:  # once woken and nothing was news for us: wait anew
+                    resubscribe = False
+                    conn = _subscribe(dd, message)
+                    replies = None if conn is None else _Replies(conn)
+                    heard = time.monotonic()
                 now = time.monotonic()
                 remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
@@ -263,8 +268,8 @@ def wait_via_daemon(
                         reply = {"ok": False}
                     if reply is not None:  # woken (look again, and wait anew) or refused
                         conn.close()
-                        conn = _subscribe(dd, message) if reply.get("ok") else None
-                        replies = None if conn is None else _Replies(conn)
+                        conn = replies = None
+                        resubscribe = bool(reply.get("ok"))
                         look = True
                 elif time.monotonic() - heard >= SILENCE:
                     conn.close()  # not answering: the files alone from now on

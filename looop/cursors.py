@@ -62,7 +62,7 @@ def remember(dd: DataDir, world_hash: str, facts: Facts) -> None:
             os.utime(path)  # printed again: keep it
             return
         ensure_dir(path.parent)
-        atomic_write(path, orjson.dumps(sorted(facts)))
+        atomic_write(path, orjson.dumps(sorted(facts)), durable=False)  # a cache: see above
         entries = sorted(path.parent.iterdir(), key=_age)
         if len(entries) <= KEEP_SEEN:
             return

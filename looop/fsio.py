@@ -125,8 +125,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Replace `path` with `data` so that readers see the old or the new content, never a mix."""
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
+    """Replace `path` with `data` so that readers see the old or the new content, never a mix;
+    `durable` False skips the fsyncs, for a cache whose loss after a crash costs nothing."""
     dir_fd, name = _open_parent(path)
     try:
         tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
@@ -136,13 +137,15 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
                 handle.write(data)
                 handle.flush()
                 os.fchmod(handle.fileno(), mode)
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp, dir_fd=dir_fd)
             raise
-        os.fsync(dir_fd)
+        if durable:
+            os.fsync(dir_fd)
     except OSError as exc:  # a write or fsync names no file: say which (a full disk, a quota)
         if exc.filename is None:
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
