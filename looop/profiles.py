@@ -167,7 +167,7 @@ _CLAUDE_TRUST_LISTED = Dialog(
 # burst for a newline in it: a long message sat in its input box unsent. All three take
 # ESC[200~ text ESC[201~ as one bracketed paste (its newlines kept: one message), but
 # 2.1.197 still lost a "\r" that came in the same write as the paste (7 times in 23 tries), so the
-# submit key goes as a write of its own once the agent has redrawn (`PtySession.type_message`).
+# submit key goes as a write of its own once the agent has redrawn (`PtySession.type_echoed`).
 # 2.1.332 sends a long or many-line paste to the model inside <pasted_content> tags, as it does
 # with a human's paste. Typed while busy, all three queue the message (and show it queued): pi
 # sends it as a user message with its next request, Claude Code adds it to its next request as
