@@ -49,9 +49,6 @@ def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     ]
 
 
-_printable = printable  # shown as is: control and format characters escaped (`looop.statusview` too)
-
-
 def _asks(asks: list[dict[str, Any]]) -> list[str]:
     if not asks:
         return ["\nneeds a decision: nothing"]
@@ -142,7 +139,7 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
     if state["problems"]:
         out.append("\nproblems (files skipped):")
         out.extend(f"  {p}" for p in state["problems"])
-    return _printable("\n".join(out)) + "\n"
+    return printable("\n".join(out)) + "\n"
 
 
 def _limits(limits: dict[str, dict[str, float]]) -> str:

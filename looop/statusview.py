@@ -20,8 +20,8 @@ from typing import IO, Any
 
 from wcwidth import wcwidth
 
+from looop.ids import printable
 from looop.paths import DataDir
-from looop.render import _printable as printable
 from looop.render import age
 from looop.state import gather
 from looop.tick import wait_for_news
