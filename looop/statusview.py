@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import math
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 from wcwidth import wcwidth
 
+from looop.fields import finite
 from looop.ids import printable
 from looop.paths import DataDir
 from looop.render import age
@@ -77,8 +79,8 @@ def _seconds(timestamp: object) -> float | None:
 
 def _since(now: float, at: object) -> str:
     """How long ago `at` (seconds, or a timestamp of the state) was: `5m`; `?` when unknown."""
-    seconds = at if isinstance(at, (int, float)) and not isinstance(at, bool) else _seconds(at)
-    return "?" if seconds is None or seconds != seconds else age(now - seconds)
+    seconds = _seconds(at) if isinstance(at, str) else finite(at, -math.inf, math.inf)
+    return "?" if seconds is None else age(now - seconds)
 
 
 def spend(cost: dict[str, float]) -> str:
@@ -144,7 +146,7 @@ def decisions(state: dict[str, Any], now: float) -> list[str]:
 
 
 def _number(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    return finite(value, -math.inf, math.inf) or 0.0
 
 
 def ordered_workers(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
