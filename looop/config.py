@@ -7,7 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -220,28 +220,44 @@ def _profiles(value: object) -> dict[str, dict[str, Any]]:
     return profiles
 
 
+def _key(
+    check: Callable[[object], Any], default: Any = None, *, safety: bool = False, factory: Any = None
+) -> Any:
+    """A config key: its check, its default, and whether `_ state` shows it among the safety
+    settings in force. Each key is declared once, here in `Config`; the loader and `_ state`
+    read the declarations."""
+    metadata = {"check": check, "safety": safety}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Config:
-    """Validated settings with defaults filled in."""
+    """Validated settings with defaults filled in; each key declared once, with its check."""
 
     path: Path
-    interactive: str | list[str]
-    interval: float = 60.0
-    session_ttl: float = 3 * 86400.0
-    sensor_timeout: float | None = None
-    notify: list[str] | None = None
-    max_restarts: int = 5
-    restart_period: float = 60.0
-    idle_after: float = 30.0
-    kill_grace: float = 5.0
-    stall_after: float = 15 * 60.0
-    max_workers: int = 10
-    budget: dict[str, dict[str, float]] | None = None
-    resume: str | list[str] | None = None
-    ask_deadline: float | None = 3600.0  # asks without --timeout are escalated after this
-    claim_ttl: float | None = None  # leases taken without --ttl expire after this
-    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides of agent profiles
-    env: dict[str, str] | None = None  # added to every worker's environment (`up`'s)
+    interactive: str | list[str] = _key(_command, "")  # "" until loaded: the agent on PATH
+    interval: float = _key(_positive_duration, 60.0)
+    session_ttl: float = _key(parse_duration, 3 * 86400.0, safety=True)
+    sensor_timeout: float | None = _key(_positive_duration, None)
+    notify: list[str] | None = _key(_optional_argv, None)
+    max_restarts: int = _key(_count, 5)
+    restart_period: float = _key(_positive_duration, 60.0)
+    idle_after: float = _key(_positive_duration, 30.0)
+    kill_grace: float = _key(_positive_duration, 5.0)
+    stall_after: float = _key(_positive_duration, 15 * 60.0, safety=True)
+    max_workers: int = _key(_positive_count, 10, safety=True)
+    budget: dict[str, dict[str, float]] | None = _key(_budget, None, safety=True)
+    resume: str | list[str] | None = _key(_optional_command, None)
+    # asks without --timeout are escalated after this
+    ask_deadline: float | None = _key(_optional_duration, 3600.0, safety=True)
+    # leases taken without --ttl expire after this
+    claim_ttl: float | None = _key(_optional_duration, None, safety=True)
+    # overrides of agent profiles
+    profiles: dict[str, dict[str, Any]] = _key(_profiles, factory=dict)
+    # added to every worker's environment (`up`'s)
+    env: dict[str, str] | None = _key(_env, None)
 
     @property
     def effective_sensor_timeout(self) -> float:
@@ -250,24 +266,15 @@ class Config:
 
 
 _KEYS: dict[str, Callable[[object], Any]] = {
-    "interactive": _command,
-    "interval": _positive_duration,
-    "session_ttl": parse_duration,
-    "sensor_timeout": _positive_duration,
-    "notify": _optional_argv,
-    "max_restarts": _count,
-    "restart_period": _positive_duration,
-    "idle_after": _positive_duration,
-    "kill_grace": _positive_duration,
-    "stall_after": _positive_duration,
-    "max_workers": _positive_count,
-    "budget": _budget,
-    "resume": _optional_command,
-    "ask_deadline": _optional_duration,
-    "claim_ttl": _optional_duration,
-    "profiles": _profiles,
-    "env": _env,
+    key.name: key.metadata["check"] for key in fields(Config) if "check" in key.metadata
 }
+_DEFAULTS = Config(path=Path("config.json"))
+
+
+def safety_settings(config: Config | None) -> dict[str, Any]:
+    """The fleet's safety settings in force (the defaults when the config is unreadable)."""
+    shown = config or _DEFAULTS
+    return {key.name: getattr(shown, key.name) for key in fields(Config) if key.metadata.get("safety")}
 
 
 def default_interactive() -> str:

@@ -121,17 +121,23 @@ def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
     return gone
 
 
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None if unknown or gone."""
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of `/proc/PID/stat` after the command name (state first), or None if gone.
+
+    The command name may contain spaces and parentheses: the fields follow its last ')'."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
     except OSError:
         return None
-    # the command name may contain spaces and parentheses: fields follow its last ')'
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    if fields[0] == b"Z":
-        return None  # a zombie has ended
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), or None if unknown or gone."""
+    fields = _stat(pid)
+    if fields is None or fields[0] == b"Z":
+        return None  # gone, or a zombie: it has ended
     return int(fields[19])
 
 
@@ -180,12 +186,10 @@ def _scan() -> list[Proc]:
         try:
             with open(f"/proc/{entry}/environ", "rb") as handle:
                 env = handle.read()
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[0] != b"Z":  # a zombie has ended
+        fields = _stat(entry)
+        if fields is not None and fields[0] != b"Z":  # a zombie has ended
             found.append(Proc(int(entry), int(fields[2]), int(fields[19]), tuple(env.split(b"\0"))))
     return found
 
@@ -309,12 +313,8 @@ def end_processes(
 
 def _leads(pid: int) -> bool:
     """Is process `pid` there, alive or a zombie, leading the process group of its own number?"""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return int(stat[stat.rindex(b")") + 2 :].split()[2]) == pid
+    fields = _stat(pid)
+    return fields is not None and int(fields[2]) == pid
 
 
 def await_gone(pids: Collection[int], timeout: float) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from looop import journal, notify
 from looop.claims import all_claims
-from looop.config import Config, load_config
+from looop.config import load_config, safety_settings
 from looop.costs import spend_by_session
 from looop.cursors import Facts
 from looop.errors import ConfigError, CorruptFile
@@ -69,12 +69,6 @@ def read_workers(
             view["error_line"] = next((line for line in reversed(lines) if ERROR_LINE.search(line)), "")
         workers.append(view)
     return workers, problems
-
-
-def safety_settings(config: Config | None) -> dict[str, Any]:
-    """The fleet's safety settings in force (the defaults when the config is unreadable)."""
-    names = ("max_workers", "budget", "stall_after", "ask_deadline", "claim_ttl", "session_ttl")
-    return {name: getattr(Config if config is None else config, name) for name in names}
 
 
 def screen_lines(dd: DataDir, session: str, skip: tuple[str, ...] = ()) -> list[str]:
