@@ -101,10 +101,10 @@ def wait(
     everything: bool = False,
 ) -> None:
     """`_ wait`: the state once it holds news for the reader; `TimedOut` (after printing) when it
-    did not. The cursor moves only once the state is printed (see `tick.wait_for_news`)."""
+    did not. The cursor moves only once the state is printed (see `waiting.wait_for_news`)."""
     from looop.cursors import advance
     from looop.errors import TimedOut
-    from looop.tick import wait_for_news
+    from looop.waiting import wait_for_news
 
     dd = data_dir()
     state, changed = wait_for_news(dd, since, cursor, everything, timeout)

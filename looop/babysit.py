@@ -26,6 +26,7 @@ import pexpect
 
 from looop.errors import LooopError, StorageError
 from looop.fsio import atomic_write, open_private, replace
+from looop.paths import rotated
 from looop.term import COLS, ROWS, Terminal
 
 CHUNK = 65536
@@ -87,7 +88,7 @@ class Transcript:
     def rotate(self) -> None:
         """Keep the previous part as `NAME.1` (replacing an older one) and start afresh."""
         self._file.close()
-        replace(self.path, self.path.with_name(self.path.name + ".1"))
+        replace(self.path, rotated(self.path))
         self._file = self._open()
         self.size = 0
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from looop import fields
 from looop.errors import CorruptFile
 from looop.fsio import read_json, write_json
-from looop.paths import PULSE_SESSION, DataDir
+from looop.paths import DataDir
 
 WARN_AT = 0.8
 
@@ -62,7 +62,7 @@ def fleet_spent(limits: Limits | None, total: dict[str, float]) -> Crossing | No
 
 def new_notices(dd: DataDir, found: list[Crossing]) -> list[Crossing]:
     """The crossings not yet notified (and remember them)."""
-    path = dd.session_state(PULSE_SESSION).with_name("budget.json")
+    path = dd.budget_notices
     try:
         given = set(fields.texts(read_json(path), "notified", str(path)) or [])
     except (FileNotFoundError, CorruptFile):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -362,9 +362,10 @@ def ask_command(
     deadline; a new run of the worker (or an ask from outside it) asks anew.
     """
 
+    from looop.asking import await_answer
     from looop.config import setting
     from looop.ids import check_session_id
-    from looop.mailbox import await_answer, open_ask, parse_options
+    from looop.mailbox import open_ask, parse_options
     from looop.procenv import caller_run
 
     check_session_id(session)
@@ -665,19 +666,15 @@ def kill_command(session: str, reason: str) -> None:
     click.echo(_ended_line(session, call(data_dir(), request, timeout=None)))
 
 
-def main() -> NoReturn:
-    """Run the click CLI; click's own errors become looop's one-line errors."""
-    from looop.entry import guarded
-
-    def invoke() -> object:
-        try:
-            return cli.main(prog_name="looop", standalone_mode=False)
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else "looop"
-            raise CodedError(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
-        except click.ClickException as exc:
-            raise CodedError(exc.format_message(), exc.exit_code) from None
-        except click.Abort:
-            raise KeyboardInterrupt from None
-
-    guarded(invoke)
+def invoke() -> object:
+    """Run the click CLI on `sys.argv`; click's own errors become looop's errors (the console
+    entry, `looop.entry.main`, prints them)."""
+    try:
+        return cli.main(prog_name="looop", standalone_mode=False)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "looop"
+        raise CodedError(f"{exc.format_message()} (see `{where} --help`)", exc.exit_code) from None
+    except click.ClickException as exc:
+        raise CodedError(exc.format_message(), exc.exit_code) from None
+    except click.Abort:
+        raise KeyboardInterrupt from None

@@ -23,7 +23,7 @@ import orjson
 
 from looop.errors import CodedError, InvalidInput, LooopError, NotAnswering, NotRunning
 from looop.locate import socket_file
-from looop.paths import DataDir
+from looop.paths import NOISE, DataDir
 from looop.watch import POLL_INTERVAL, DirWatcher
 
 T = TypeVar("T")
@@ -217,7 +217,7 @@ def wait_via_daemon(
     itself, and looks again every `recheck` seconds (facts no file event announces: a process
     gone). The files decide, never the reply: a wake-up only means "look again"."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    with DirWatcher() as watcher:
+    with DirWatcher(NOISE) as watcher:
         conn = _subscribe(dd, message)
         replies = None if conn is None else _Replies(conn)
         heard = looked = time.monotonic()

@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 
+from looop.asking import await_answer
 from looop.config import setting
 from looop.contract import WORKER_VERBS
 from looop.errors import Cancelled, InvalidInput
-from looop.mailbox import await_answer, open_ask
+from looop.mailbox import open_ask
 from looop.paths import DataDir
 from looop.procenv import caller_run
 

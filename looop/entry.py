@@ -113,7 +113,7 @@ def main() -> NoReturn:
     attempt(lambda: check_input(sys.argv[1:], os.environ))
     action = fast_verb(sys.argv[1:])
     if action is None:
-        from looop.cli import main as click_main
+        from looop.cli import invoke
 
-        click_main()
+        action = invoke
     guarded(action)

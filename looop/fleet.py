@@ -190,13 +190,13 @@ class Fleet:
         if read_record(dd, session) is not None:
             transcript = dd.transcript(session)
             if transcript.exists():
-                replace(transcript, transcript.with_name(transcript.name + ".1"))
+                replace(transcript, dd.previous_transcript(session))
             journal.record(
                 dd,
                 "worker start",
                 session,
                 ("resuming it" if resumed else "reusing an ended session's id")
-                + "; its previous transcript is now transcript.log.1",
+                + f"; its previous transcript is now {dd.previous_transcript(session).name}",
                 who="looop",
             )
         return SessionSpec(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from looop.fsio import tail_lines
+from looop.paths import rotated
 from looop.term import COLS, ROWS, Terminal
 
 POLL = 0.2
@@ -40,7 +41,7 @@ def print_transcript(transcript: Path, follow: bool, still_running: Callable[[],
     (scrollback, then the screen); with `follow`, each line once it scrolls off the screen,
     and the screen when the worker ends. Of a longer transcript only the newest `RENDERED`
     bytes are rendered."""
-    older = transcript.with_name(transcript.name + ".1")
+    older = rotated(transcript)
     data = older.read_bytes() if older.exists() else b""
     live = transcript.read_bytes() if transcript.exists() else b""
     data += live

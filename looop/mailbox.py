@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from looop import fields, journal
-from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound, TimedOut
+from looop.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound
 from looop.fsio import StoreLock, read_json, write_json
 from looop.ids import check_id, check_session_id, is_valid_id
 from looop.paths import DataDir
@@ -97,7 +97,7 @@ def _next_ask_id(dd: DataDir, session: str) -> str:
     return f"{prefix}-{number}"
 
 
-def _read_answer(dd: DataDir, ask_id: str) -> dict[str, Any] | None:
+def read_answer(dd: DataDir, ask_id: str) -> dict[str, Any] | None:
     """The answer file of `ask_id`, None when there is none; `CorruptFile` when a field its
     readers use has a wrong type."""
     path = dd.answer(ask_id)
@@ -136,7 +136,7 @@ def pending_asks(dd: DataDir) -> tuple[list[Ask], list[str]]:
             problems.append(item.message)
             continue
         try:
-            if _read_answer(dd, item.id) is None:
+            if read_answer(dd, item.id) is None:
                 pending.append(item)
         except CorruptFile as problem:
             problems.append(problem.message)
@@ -173,7 +173,7 @@ def open_ask(
                 continue
             if (item.prompt, item.reference, item.options) != (prompt, reference, options):
                 continue
-            answer = _read_answer(dd, item.id)
+            answer = read_answer(dd, item.id)
             if answer is None or not (answer.get("delivered_at") or answer.get("cancelled")):
                 return item
         now = time.time()
@@ -198,7 +198,7 @@ def answer_ask(dd: DataDir, ask_id: str, text: str) -> str:
         except FileNotFoundError:
             raise NotFound(f"no ask {ask_id!r} (see `looop _ state` for pending asks)") from None
         try:
-            existing = _read_answer(dd, ask_id)
+            existing = read_answer(dd, ask_id)
         except CorruptFile:
             existing = None  # never torn by looop: a hand-damaged file; a fresh answer replaces it
         if existing is not None:
@@ -228,7 +228,7 @@ def settle(dd: DataDir, ask_id: str) -> str | None:
     with _store_lock(dd).held():
         try:
             ask = Ask.from_file(dd.ask(ask_id))
-            if _read_answer(dd, ask_id) is not None:
+            if read_answer(dd, ask_id) is not None:
                 return None
         except (FileNotFoundError, CorruptFile):
             return None
@@ -281,7 +281,7 @@ def cancel_ask(dd: DataDir, ask_id: str, reason: str) -> bool:
         if not dd.ask(ask_id).exists():
             return False
         try:
-            answer = _read_answer(dd, ask_id)
+            answer = read_answer(dd, ask_id)
         except CorruptFile:
             return False  # hand-damaged: left for a human, as the state reports it
         now = time.time()
@@ -307,37 +307,11 @@ def cancel_asks_of(dd: DataDir, session: str, reason: str) -> list[str]:
     return [a.id for a in asks if cancel_ask(dd, a.id, reason)]
 
 
-def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
-    """Block until `ask_id` is answered (or its deadline `timeout` from now passes: see `settle`);
-    mark it delivered and return the answer text."""
-
-    def settled() -> dict[str, Any] | None:
-        try:
-            return _read_answer(dd, ask_id)
-        except CorruptFile:
-            return None  # a torn write cannot happen; a hand-edited file will be rewritten
-
-    from looop.control import wait_via_daemon
-
-    answer = wait_via_daemon(dd, {"op": "answer", "ask": ask_id}, lambda: [dd.answers], settled, timeout)
-    if answer is None:
-        settle(dd, ask_id)  # its deadline passed: its default, or escalated; the pulse may have
-        answer = settled()  # settled it already, so the file decides, not what settle returns
-    if answer is None:
-        raise TimedOut(
-            f"ask {ask_id} is still unanswered at its deadline and was escalated to the human;"
-            " run the same ask again to wait on"
-        )
-    taken = collect_answer(dd, ask_id)
-    assert taken is not None, "an answer file is never removed while its ask exists"
-    return taken
-
-
 def collect_answer(dd: DataDir, ask_id: str) -> str | None:
     """The answer to `ask_id`, marked delivered, or None while it is pending; `Cancelled` if it
     was cancelled. One step with `cancel_ask`: delivered, or cancelled, never both."""
     with _store_lock(dd).held():
-        current = _read_answer(dd, ask_id)
+        current = read_answer(dd, ask_id)
         if current is None:
             return None
         if current.get("cancelled"):

@@ -10,6 +10,19 @@ from looop.ids import PULSE_SESSION as PULSE_SESSION  # defined with the other r
 from looop.ids import check_id
 from looop.locate import SOCKET_NAME, data_root
 
+JOURNAL = "journal.md"
+LOG = "up.log"
+TRANSCRIPT = "transcript.log"
+SCREEN = "screen.txt"
+# Written often, read by no one who waits: the journal, logs, worker output (and every dot file).
+# (notifications.jsonl is not: a notice from looop itself wakes the root agent.)
+NOISE = frozenset({JOURNAL, LOG, TRANSCRIPT, TRANSCRIPT + ".1", SCREEN})
+
+
+def rotated(path: Path) -> Path:
+    """Where a log's previous part is kept when it is rotated (`NAME.1`)."""
+    return path.with_name(path.name + ".1")
+
 
 def default_data_dir() -> Path:
     """`$LOOOP_DATA_DIR`, else `${XDG_STATE_HOME:-~/.local/state}/looop`."""
@@ -37,7 +50,7 @@ class DataDir:
 
     @property
     def journal(self) -> Path:
-        return self.root / "journal.md"
+        return self.root / JOURNAL
 
     @property
     def notifications(self) -> Path:
@@ -132,7 +145,17 @@ class DataDir:
 
     @property
     def log(self) -> Path:
-        return self.root / "up.log"
+        return self.root / LOG
+
+    @property
+    def budget_notices(self) -> Path:
+        """The budget crossings already notified, so a restart of `up` repeats none."""
+        return self.session(PULSE_SESSION) / "budget.json"
+
+    @property
+    def wrapper(self) -> Path:
+        """`bin/looop`: a launcher for this install, written when no `looop` executable is found."""
+        return self.root / "bin" / "looop"
 
     def goal(self, goal_id: str) -> Path:
         return self.goals / f"{check_id(goal_id, 'goal id')}.md"
@@ -159,10 +182,13 @@ class DataDir:
         return self.session(session_id) / "cost.jsonl"
 
     def transcript(self, session_id: str) -> Path:
-        return self.session(session_id) / "transcript.log"
+        return self.session(session_id) / TRANSCRIPT
+
+    def previous_transcript(self, session_id: str) -> Path:
+        return rotated(self.transcript(session_id))
 
     def screen(self, session_id: str) -> Path:
-        return self.session(session_id) / "screen.txt"
+        return self.session(session_id) / SCREEN
 
     def contract(self, session_id: str) -> Path:
         """The worker contract alone, for agents that take it as a system prompt file."""

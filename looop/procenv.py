@@ -47,7 +47,7 @@ def looop_bin(dd: DataDir) -> str:
     from looop.fsio import atomic_write, ensure_dir
 
     package_parent = Path(__file__).resolve().parent.parent
-    wrapper = dd.root / "bin" / "looop"
+    wrapper = dd.wrapper
     ensure_dir(wrapper.parent)
     atomic_write(
         wrapper,

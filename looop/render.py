@@ -95,15 +95,36 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
     return out
 
 
+def pulse_summary(status: dict[str, Any], now: float | None = None) -> str:
+    """One line: `up (pid 12, for 5m, 40 beats, last 3s ago in 0.21s, 0 restarts)` or why not.
+    Any field may be missing or of any type (`read_status` leaves bad ones out)."""
+    now = time.time() if now is None else now
+    if not status.get("running"):
+        return "not running (start it with `looop up`)"
+
+    def number(key: str) -> float | None:
+        return finite(status.get(key), 0.0, MAX_TIME)
+
+    started = number("started")
+    parts = [f"pid {status.get('pid')}", f"for {'?' if started is None else age(now - started)}"]
+    parts.append(f"{status.get('beats', 0)} beats")
+    if (last := number("last_beat_at")) is not None:
+        took = number("last_beat_duration") or 0.0
+        parts.append(f"last {age(now - last)} ago in {took:.2f}s")
+    parts.append(f"{status.get('restarts', 0)} restarts")
+    text = f"{status.get('status')} ({', '.join(parts)})"
+    if status.get("last_error"):
+        text += f"; last error: {status['last_error']}"
+    return text
+
+
 def render_state(state: dict[str, Any], now: float | None = None) -> str:
     """A compact multi-section summary of `gather()`'s result."""
     now = time.time() if now is None else now
     out = [f"looop  world {state['world_hash']}  data {state['data_dir']}"]
     pulse = state.get("pulse")
     if pulse is not None:
-        from looop.upstatus import summary
-
-        out.append(f"pulse: {summary(pulse)}")
+        out.append(f"pulse: {pulse_summary(pulse)}")
         sensors = pulse.get("sensors") if pulse.get("running") else None
         for name, meta in sorted(sensors.items()) if isinstance(sensors, dict) else []:
             duration = _time(meta.get("duration")) if isinstance(meta, dict) else None

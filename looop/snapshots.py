@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import sys
 from pathlib import Path
 
 from looop.fsio import atomic_write, ensure_dir, fsync_dir, remove_tree, replace
+from looop.libc import linux_libc, symbol
 
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
@@ -16,14 +15,10 @@ AT_FDCWD = -100
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2); False where it is not available."""
-    if not sys.platform.startswith("linux"):
+    libc = linux_libc()
+    if libc is None or not symbol("renameat2"):
         return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    result = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    result = libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
     return bool(result == 0)
 
 

@@ -26,7 +26,7 @@ from looop.ids import printable
 from looop.paths import DataDir
 from looop.render import age
 from looop.state import gather
-from looop.tick import wait_for_news
+from looop.waiting import wait_for_news
 
 REDRAW_EVERY = 2.0  # seconds between redraws of an unchanged world (its ages move)
 ID_WIDTH = 16  # the widest worker id column; longer ids are cut

@@ -14,7 +14,6 @@ from looop.errors import CorruptFile
 from looop.fsio import ensure_dir, read_json, write_json
 from looop.paths import PULSE_SESSION, DataDir
 from looop.procs import is_running, start_time
-from looop.render import age
 
 log = logging.getLogger("looop")
 MAX_PENDING = 200  # journal lines kept to retry while the disk is full
@@ -61,29 +60,6 @@ def _check_sensors(raw: dict[str, Any], where: str) -> None:
         if not isinstance(meta, dict):
             raise CorruptFile(where, f"sensor {name!r} is {meta!r:.60}, expected an object")
         fields.optional_number(meta, "duration", f"{where}: sensor {name}", hi=1e9)
-
-
-def summary(status: dict[str, Any], now: float | None = None) -> str:
-    """One line: `up (pid 12, for 5m, 40 beats, last 3s ago in 0.21s, 0 restarts)` or why not.
-    Any field may be missing or of any type (`read_status` leaves bad ones out)."""
-    now = time.time() if now is None else now
-    if not status.get("running"):
-        return "not running (start it with `looop up`)"
-
-    def number(key: str) -> float | None:
-        return fields.finite(status.get(key), 0.0, fields.MAX_TIME)
-
-    started = number("started")
-    parts = [f"pid {status.get('pid')}", f"for {'?' if started is None else age(now - started)}"]
-    parts.append(f"{status.get('beats', 0)} beats")
-    if (last := number("last_beat_at")) is not None:
-        took = number("last_beat_duration") or 0.0
-        parts.append(f"last {age(now - last)} ago in {took:.2f}s")
-    parts.append(f"{status.get('restarts', 0)} restarts")
-    text = f"{status.get('status')} ({', '.join(parts)})"
-    if status.get("last_error"):
-        text += f"; last error: {status['last_error']}"
-    return text
 
 
 class StatusWriter:

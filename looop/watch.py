@@ -5,16 +5,15 @@ No extra dependency: the three inotify calls are reached with ctypes.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import select
 import struct
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
+
+from looop.libc import linux_libc, symbol
 
 T = TypeVar("T")
 
@@ -39,47 +38,35 @@ WATCH_MASK = (
 )
 POLL_INTERVAL = 0.2
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
-# Written often, read by no one who waits: the journal, logs, worker output, temp and lock files.
-# (notifications.jsonl is not: a notice from looop itself wakes the root agent.)
-NOISE = frozenset({"journal.md", "up.log", "transcript.log", "transcript.log.1", "screen.txt"})
 
 
-def is_noise(name: bytes) -> bool:
-    """True for an entry whose changes can never move the state anyone waits on."""
+def is_noise(name: bytes, noise: frozenset[str]) -> bool:
+    """True for a dot file (temp and lock files) or an entry named in `noise`: changes that can
+    never move what anyone waits on."""
     text = name.decode(errors="replace")
-    return text.startswith(".") or text in NOISE
+    return text.startswith(".") or text in noise
 
 
-def relevant(events: bytes) -> bool:
+def relevant(events: bytes, noise: frozenset[str]) -> bool:
     """True when a buffer of inotify events holds one that is not noise."""
     offset = 0
     while offset + EVENT_HEADER.size <= len(events):
         _, _, _, length = EVENT_HEADER.unpack_from(events, offset)
         name = events[offset + EVENT_HEADER.size : offset + EVENT_HEADER.size + length].rstrip(b"\0")
         offset += EVENT_HEADER.size + length
-        if not name or not is_noise(name):
+        if not name or not is_noise(name, noise):
             return True  # an unnamed event is about a watched directory itself, or an overflow
     return False
 
 
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.inotify_init1  # noqa: B018 - probe that the symbol exists
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _load_libc()
+_LIBC = linux_libc() if symbol("inotify_init1") else None
 
 
 class DirWatcher:
     """Watches directories for entries created, written, renamed or deleted."""
 
-    def __init__(self) -> None:
+    def __init__(self, noise: frozenset[str] = frozenset()) -> None:
+        self._noise = noise
         self._fd = -1
         if _LIBC is not None:
             self._fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -123,7 +110,7 @@ class DirWatcher:
                 return found
             if not events:
                 return found
-            found = found or relevant(events)
+            found = found or relevant(events, self._noise)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -138,7 +125,10 @@ class DirWatcher:
 
 
 def wait_until(
-    directories: Callable[[], Iterable[Path]], check: Callable[[], T | None], timeout: float | None
+    directories: Callable[[], Iterable[Path]],
+    check: Callable[[], T | None],
+    timeout: float | None,
+    noise: frozenset[str] = frozenset(),
 ) -> T | None:
     """Return `check()` once it is not None, re-checking on every change below `directories()`.
 
@@ -146,7 +136,7 @@ def wait_until(
     Returns None when `timeout` seconds pass first.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    with DirWatcher() as watcher:
+    with DirWatcher(noise) as watcher:
         while True:
             watcher.watch(d for d in directories() if d.is_dir())
             result = check()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 
+from looop.asking import await_answer
 from looop.bootstrap import open_data_dir
 from looop.claims import claim
 from looop.costs import report_cost
-from looop.mailbox import answer_ask, await_answer, open_ask
+from looop.mailbox import answer_ask, open_ask
 from looop.memory import write_goal
 
 

@@ -70,7 +70,7 @@ def test_the_daemon_serves_the_same_state_and_wait_as_the_files_give(looop: Looo
     click_path = [
         sys.executable,
         "-c",
-        "import sys; from looop.cli import main; main()",
+        "from looop.entry import guarded; from looop.cli import invoke; guarded(invoke)",
         "_",
         "state",
         "--json",

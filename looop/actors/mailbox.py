@@ -17,10 +17,10 @@ from looop.actions import state_output
 from looop.actors.session import RENDER_WAIT
 from looop.cursors import Facts, recall, remember
 from looop.errors import LooopError, StorageError
-from looop.paths import DataDir
+from looop.paths import NOISE, DataDir
 from looop.state import gather_facts
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
-from looop.tick import watched_dirs
+from looop.waiting import watched_dirs
 from looop.wakes import digest, news
 from looop.watch import DirWatcher
 
@@ -269,7 +269,7 @@ class MailboxActor(SupervisedActor):
     def _watch_loop(self) -> None:
         me = self.actor_ref
         kept_alive = time.monotonic()
-        with DirWatcher() as watcher:
+        with DirWatcher(NOISE) as watcher:
             while not self._closing.is_set():
                 watcher.watch(d for d in watched_dirs(self.dd) if d.is_dir())
                 if watcher.wait(WATCH_TICK):
