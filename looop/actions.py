@@ -47,27 +47,9 @@ def out(text: str) -> None:
     sys.stdout.flush()
 
 
-def json_bytes(value: Any) -> bytes:
-    import orjson
-
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-
-
-def emit_json(value: Any) -> None:
-    sys.stdout.buffer.write(json_bytes(value))
-    sys.stdout.flush()
-
-
-def state_output(state: dict[str, Any], as_json: bool) -> bytes:
-    """The state as `_ state` prints it: JSON, or the readable summary."""
-    if as_json:
-        return json_bytes(state)
-    from looop.render import render_state
-
-    return render_state(state).encode()
-
-
 def emit_state(state: dict[str, Any], as_json: bool) -> None:
+    from looop.render import state_output
+
     sys.stdout.buffer.write(state_output(state, as_json))
     sys.stdout.flush()
 

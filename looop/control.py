@@ -353,11 +353,10 @@ def read_request(conn: socket.socket) -> dict[str, Any]:
 
 def send_quietly(conn: socket.socket, message: dict[str, Any]) -> None:
     """Reply and close; a client that went away is no error."""
-    send_raw(conn, encode(message))
+    _send_and_close(conn, encode(message))
 
 
-def send_raw(conn: socket.socket, data: bytes) -> None:
-    """Send a raw reply (a status line, then output) and close; see `looop.fastclient`."""
+def _send_and_close(conn: socket.socket, data: bytes) -> None:
     with contextlib.suppress(OSError):
         conn.sendall(data)
     with contextlib.suppress(OSError):
@@ -399,15 +398,12 @@ class Channel:
                     self.conn.send(b"\n")
 
     def reply(self, message: dict[str, Any]) -> None:
-        self.send(encode(message))
-
-    def send(self, data: bytes) -> None:
         """The one reply, then close; later replies and keepalives are dropped."""
         with self._lock:
             if self.done:
                 return
             self.done = True
-        send_raw(self.conn, data)
+        _send_and_close(self.conn, encode(message))
 
     def closed(self) -> bool:
         return self.done or is_closed(self.conn)

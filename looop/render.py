@@ -166,3 +166,15 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
 def _limits(limits: dict[str, dict[str, float]]) -> str:
     parts = [f"{scope} {money(per_unit)}" for scope, per_unit in sorted(limits.items())]
     return f"  (budget: {'; '.join(parts)})" if parts else ""
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON as looop's verbs print it: indented, one trailing newline."""
+    import orjson  # not at the top: the text summary, the fast verbs' path, never needs it
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def state_output(state: dict[str, Any], as_json: bool) -> bytes:
+    """The state as `_ state` prints it: JSON, or the readable summary."""
+    return json_bytes(state) if as_json else render_state(state).encode()

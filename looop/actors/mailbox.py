@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from looop import control
-from looop.actions import state_output
 from looop.actors.session import RENDER_WAIT
 from looop.cursors import Facts, recall, remember
 from looop.errors import LooopError, StorageError
 from looop.paths import NOISE, DataDir
+from looop.render import state_output
 from looop.state import gather_facts
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.waiting import watched_dirs
@@ -324,9 +324,9 @@ class MailboxActor(SupervisedActor):
             output = state_output(state, as_json)
         except Exception as exc:
             log.exception("state request failed")
-            conn.send(f"error 1 looop failed: {exc!r}\n".encode())
+            conn.reply({"ok": False, "error": f"looop failed: {exc!r}", "code": 1})
             return
-        conn.send(b"ok\n" + output)
+        conn.reply({"ok": True, "output": output.decode()})
 
     def _check_world(self, facts: Facts) -> None:
         """Wake every `_ wait` the world holds news for (it reads the state itself: the files
