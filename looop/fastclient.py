@@ -12,6 +12,7 @@ itself from the files.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 
@@ -24,8 +25,6 @@ def served(op: str, as_json: bool) -> bool:
     """Print the reply to `op` (`state`) from the daemon; False if there is none.
 
     Exits with the daemon's code on an error reply."""
-    import json
-
     root = data_root()
     request = json.dumps({"op": op, "format": "json" if as_json else "text"}) + "\n"
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

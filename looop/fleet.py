@@ -188,15 +188,15 @@ class Fleet:
             write_json(dd.agent_settings(session), settings)
         run = uuid.uuid4().hex  # this run's own: an ask of an earlier run of the id is not its
         if read_record(dd, session) is not None:
-            transcript = dd.transcript(session)
+            transcript, previous = dd.transcript(session), dd.previous_transcript(session)
             if transcript.exists():
-                replace(transcript, dd.previous_transcript(session))
+                replace(transcript, previous)
             journal.record(
                 dd,
                 "worker start",
                 session,
                 ("resuming it" if resumed else "reusing an ended session's id")
-                + f"; its previous transcript is now {dd.previous_transcript(session).name}",
+                + f"; its previous transcript is now {previous.name}",
                 who="looop",
             )
         return SessionSpec(

@@ -14,14 +14,15 @@ JOURNAL = "journal.md"
 LOG = "up.log"
 TRANSCRIPT = "transcript.log"
 SCREEN = "screen.txt"
+ROTATED = ".1"  # a log's previous part: NAME.1
 # Written often, read by no one who waits: the journal, logs, worker output (and every dot file).
 # (notifications.jsonl is not: a notice from looop itself wakes the root agent.)
-NOISE = frozenset({JOURNAL, LOG, TRANSCRIPT, TRANSCRIPT + ".1", SCREEN})
+NOISE = frozenset({JOURNAL, LOG, TRANSCRIPT, TRANSCRIPT + ROTATED, SCREEN})
 
 
 def rotated(path: Path) -> Path:
     """Where a log's previous part is kept when it is rotated (`NAME.1`)."""
-    return path.with_name(path.name + ".1")
+    return path.with_name(path.name + ROTATED)
 
 
 def default_data_dir() -> Path:

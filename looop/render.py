@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from looop.fields import MAX_TIME, finite
 from looop.ids import printable
 
@@ -170,8 +172,6 @@ def _limits(limits: dict[str, dict[str, float]]) -> str:
 
 def json_bytes(value: Any) -> bytes:
     """JSON as looop's verbs print it: indented, one trailing newline."""
-    import orjson  # not at the top: the text summary, the fast verbs' path, never needs it
-
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 

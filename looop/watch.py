@@ -128,7 +128,6 @@ def wait_until(
     directories: Callable[[], Iterable[Path]],
     check: Callable[[], T | None],
     timeout: float | None,
-    noise: frozenset[str] = frozenset(),
 ) -> T | None:
     """Return `check()` once it is not None, re-checking on every change below `directories()`.
 
@@ -136,7 +135,7 @@ def wait_until(
     Returns None when `timeout` seconds pass first.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    with DirWatcher(noise) as watcher:
+    with DirWatcher() as watcher:
         while True:
             watcher.watch(d for d in directories() if d.is_dir())
             result = check()
