@@ -33,8 +33,14 @@ MAX_LINE = 64 << 20
 KEEPALIVE = 1.0
 """Seconds between the blank lines the daemon sends on every connection whose reply is pending."""
 SILENCE = 6.0
-GRACE = 4.0  # longer than the daemon holds a wake (a burst settling, a new ask's screen written)
 """A client that hears nothing (not even a keepalive) for this long stops trusting the socket."""
+GRACE = 6.0
+"""How long after the last change its own watch saw a client waits for the daemon's word before
+it looks itself (the daemon missed the change). Longer than the daemon holds a wake after the
+last change (a burst settling, a new ask's screen written); counted from the last change, not the
+first, for a change the daemon rightly kept quiet about (a worker's state) may come just before
+an ask whose screen is still being written. At most `GRACE_MOST` after the first."""
+GRACE_MOST = 30.0
 REQUEST_TIMEOUT = 30.0
 """Server side: how long a client may take over each read of its request line."""
 SEND_TIMEOUT = 10.0
@@ -221,7 +227,8 @@ def wait_via_daemon(
         conn = _subscribe(dd, message)
         replies = None if conn is None else _Replies(conn)
         heard = looked = time.monotonic()
-        unsaid: float | None = None  # when our own watch saw a change the daemon has not woken us for
+        # when our own watch first and last saw a change the daemon has not woken us for
+        unsaid: tuple[float, float] | None = None
         look, resubscribe = True, False
         try:
             while True:
@@ -245,18 +252,20 @@ def wait_via_daemon(
                     bounds += [recheck and looked + recheck - now]
                     bounds += [None if watcher.event_driven else POLL_INTERVAL]
                 else:
-                    bounds += [heard + SILENCE - now, None if unsaid is None else unsaid + GRACE - now]
+                    bounds += [heard + SILENCE - now]
+                    if unsaid is not None:
+                        bounds += [min(unsaid[1] + GRACE, unsaid[0] + GRACE_MOST) - now]
                 known = [b for b in bounds if b is not None]
                 readable = [fd for fd in (watcher.fileno(), -1 if conn is None else conn.fileno()) if fd >= 0]
                 ready, _, _ = select.select(readable, [], [], max(0.0, min(known)) if known else None)
                 changed = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
                 now = time.monotonic()
-                if changed and unsaid is None:
-                    unsaid = now
+                if changed:
+                    unsaid = (now if unsaid is None else unsaid[0], now)
                 due = recheck is not None and now - looked >= recheck
                 # while the daemon answers, its word (the burst settled, the screen written);
                 # past GRACE, our own look all the same: the files decide, whatever it missed
-                overdue = unsaid is not None and now - unsaid >= GRACE
+                overdue = unsaid is not None and (now - unsaid[1] >= GRACE or now - unsaid[0] >= GRACE_MOST)
                 look = overdue or (conn is None and (changed or due))
                 if conn is None or replies is None:
                     continue

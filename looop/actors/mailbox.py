@@ -48,9 +48,11 @@ class Keepalive:
 
 @dataclass(frozen=True)
 class Rendered:
-    """A worker's screen is written after its new ask (see `Refresh.rendered`)."""
+    """A worker's screen is written after its new ask (see `Refresh.rendered`), as asked by
+    look number `look`."""
 
     session: str
+    look: int
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,9 @@ class MailboxActor(SupervisedActor):
         self._answer_waiters: list[tuple[control.Channel, str]] = []
         self._pending: list[control.Channel] = []  # every request not yet replied to
         self._burst: tuple[float, float] | None = None  # a settling burst: (first, last change)
-        self._rendering: set[str] = set()  # workers whose screens the waiters wait for
+        self._rendering: dict[str, int] = {}  # workers whose screens the waiters wait for: look
+        self._written: set[str] = set()  # screens the look under way asked for, already written
+        self._look_count = 0  # numbers the looks
         self._render_round = 0  # counts the times waiters began to wait for screens
         self._looking = False  # a look is under way in its thread
         self._look_again = False  # and something changed since it began
@@ -168,10 +172,7 @@ class MailboxActor(SupervisedActor):
         elif isinstance(message, _Settle):
             self._settle()
         elif isinstance(message, Rendered):
-            if message.session in self._rendering:
-                self._rendering.discard(message.session)
-                if not self._rendering and self._burst is None and not self._looking:
-                    self._check_world(self._facts)  # a screen is no fact: the look still holds
+            self._rendered(message)
         elif isinstance(message, _RenderDue):
             if message.round == self._render_round and self._rendering:
                 log.warning("screens of %s not written in time", ", ".join(sorted(self._rendering)))
@@ -193,6 +194,15 @@ class MailboxActor(SupervisedActor):
         self._burst = None
         self._look()
 
+    def _rendered(self, message: Rendered) -> None:
+        if self._rendering.get(message.session) == message.look:
+            del self._rendering[message.session]
+            if not self._rendering and self._burst is None and not self._looking:
+                self._check_world(self._facts)  # a screen is no fact: the look still holds
+        elif self._looking and message.look == self._look_count:
+            # the worker was quicker than the look's own report (`_Looked`): remember it
+            self._written.add(message.session)
+
     def _look(self) -> None:
         """Read the world and let `on_change` see it, in a thread of its own (the files may be
         slow to read; keepalives and requests go on meanwhile), one look at a time."""
@@ -200,13 +210,14 @@ class MailboxActor(SupervisedActor):
             self._look_again = True
             return
         self._looking = True
-        me = self.actor_ref
+        self._look_count += 1
+        me, number = self.actor_ref, self._look_count
 
         def look() -> None:
             state, facts = gather_facts(self.dd)
             asked: list[str] = []
             if self.on_change is not None:
-                asked = self.on_change(state, lambda session: tell_quietly(me, Rendered(session)))
+                asked = self.on_change(state, lambda session: tell_quietly(me, Rendered(session, number)))
             tell_quietly(me, _Looked(facts, tuple(asked)))
 
         self.spawn(look, "mailbox-look")
@@ -216,11 +227,13 @@ class MailboxActor(SupervisedActor):
         written, or the world changed again meanwhile (then look again first)."""
         self._looking = False
         self._facts = looked.facts
-        if looked.asked:
+        awaited = [session for session in looked.asked if session not in self._written]
+        self._written.clear()
+        if awaited:
             if not self._rendering:
                 self._render_round += 1
                 tell_later(self.actor_ref, RENDER_DUE, _RenderDue(self._render_round))
-            self._rendering |= set(looked.asked)
+            self._rendering.update(dict.fromkeys(awaited, self._look_count))
         if self._look_again:
             self._look_again = False
             self._look()

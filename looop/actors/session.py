@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import queue
 import signal
@@ -37,6 +38,8 @@ from looop.supervisor import Link, SupervisedActor, tell_quietly
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
 DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
 DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
+log = logging.getLogger(__name__)
+
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
 ECHO_WAIT = 2.0  # the most a told message waits for the agent to redraw before its submit key
 RAW_WAIT = 10.0  # the most it waits for a raw-mode agent to take its terminal (Node TUIs: 1-3 s at start)
@@ -294,8 +297,9 @@ class SessionActor(SupervisedActor):
             self._check_dialog()
             self._update_live_state()
         elif isinstance(message, Refresh):
-            if message.pending_ask and message.pending_ask != self._record["pending_ask"]:
-                self.pty.render_now(RENDER_WAIT)  # the root sees the screen that led to the ask
+            new_ask = message.pending_ask and message.pending_ask != self._record["pending_ask"]
+            if new_ask and not self.pty.render_now(RENDER_WAIT):  # the root sees what led to it
+                log.warning("%s: screen not written within %ss of its ask", self.spec.id, RENDER_WAIT)
             if message.rendered is not None:
                 message.rendered()
             if message.pending_ask or self._record["pending_ask"]:
