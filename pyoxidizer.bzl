@@ -24,7 +24,7 @@ def make_exe():
     policy.resources_location_fallback = "filesystem-relative:lib"
 
     config = dist.make_python_interpreter_config()
-    # `python -m looop`: looop/__main__.py calls looop.entry.main, the console entry point.
+    # `python -m looop`: looop/__main__.py calls looop.cli.entry.main, the console entry point.
     config.run_module = "looop"
     # The files in lib/ (orjson's extension) are found by the standard importer, from there.
     config.filesystem_importer = True

@@ -1,5 +1,5 @@
 """Allow `python -m looop`."""
 
-from looop.entry import main
+from looop.cli.entry import main
 
 main()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sys
 
-from looop.asking import await_answer
-from looop.bootstrap import open_data_dir
-from looop.claims import claim
-from looop.costs import report_cost
-from looop.mailbox import answer_ask, open_ask
-from looop.memory import write_goal
+from looop.store.asks import answer_ask, open_ask
+from looop.store.bootstrap import open_data_dir
+from looop.store.claims import claim
+from looop.store.memory import write_goal
+from looop.store.spend import report_cost
+from looop.world.asking import await_answer
 
 
 def main(index: int, count: int) -> None:

@@ -1,5 +1,6 @@
-"""The import structure of `looop/`, read from the source: no cycles, and the heavy libraries
-(actors, ptys, terminal emulation) only where the `up` process and its workers need them."""
+"""The import structure of `looop/`, read from the source: layers that import only downwards, no
+cycles, and the heavy libraries (actors, ptys, terminal emulation) only where the pulse (the `up`
+process) and its workers need them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,27 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "looop"
 HEAVY = {
-    "pykka": {"looop.supervisor", "looop.daemon", "looop.fleet"},  # and looop.actors.*
-    "pexpect": {"looop.babysit"},
-    "pyte": {"looop.term"},
+    "pykka": {"looop.supervisor", "looop.daemon.*", "looop.actors.*"},
+    "pexpect": {"looop.workers.pty_session"},
+    "pyte": {"looop.workers.terminal"},
 }
+LAYERS = ["base", "store", "world", "workers", "daemon", "cli"]
+"""Lowest first: a module imports only modules of its own layer or of lower ones."""
+DAEMON = {"actors", "supervisor"}  # the fixed top-level layout: part of the daemon layer
+
+
+def layer(module: str) -> int | None:
+    """The rank of `module`'s layer, or None for the package itself and `python -m looop`."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] == "__main__":
+        return None
+    top = "daemon" if parts[1] in DAEMON else parts[1]
+    assert top in LAYERS, f"{module} is in no layer: put it in one of {', '.join(LAYERS)}"
+    return LAYERS.index(top)
+
+
+def _allowed(module: str, patterns: set[str]) -> bool:
+    return any(module == p or (p.endswith(".*") and module.startswith(p[:-1])) for p in patterns)
 
 
 def _modules() -> dict[str, Path]:
@@ -69,11 +87,26 @@ def test_the_cycle_finder_finds_a_cycle_it_is_shown() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
 
 
-def test_heavy_libraries_are_imported_only_by_the_up_process_and_its_workers() -> None:
+def test_no_module_of_looop_imports_a_higher_layer() -> None:
+    upward = [
+        f"{name} ({LAYERS[mine]}) imports {dep} ({LAYERS[theirs]})"
+        for name, deps in _graph().items()
+        if (mine := layer(name)) is not None
+        for dep in sorted(deps)
+        if (theirs := layer(dep)) is not None and theirs > mine
+    ]
+    assert not upward, "imports that point up:\n" + "\n".join(upward)
+
+
+def test_the_layer_check_sees_an_import_that_points_up() -> None:
+    assert layer("looop.store.asks") == 1 and layer("looop.world.client") == 2
+    assert layer("looop.actors.session") == layer("looop.supervisor") == layer("looop.daemon.fleet") == 4
+    assert layer("looop") is None and layer("looop.__main__") is None
+
+
+def test_heavy_libraries_are_imported_only_by_the_pulse_and_its_workers() -> None:
     for name, path in _modules().items():
         imported = {i.split(".")[0] for i in _imports(path)}
         for library, allowed in HEAVY.items():
             if library in imported:
-                assert name in allowed or (library == "pykka" and name.startswith("looop.actors.")), (
-                    f"{name} imports {library}"
-                )
+                assert _allowed(name, allowed), f"{name} imports {library}"

@@ -13,9 +13,9 @@ from typing import Any, BinaryIO
 import orjson
 import pytest
 
-from looop.bootstrap import open_data_dir
-from looop.mailbox import cancel_asks_of
-from looop.paths import DataDir
+from looop.store.asks import cancel_asks_of
+from looop.store.bootstrap import open_data_dir
+from looop.store.paths import DataDir
 from tests.conftest import AGENT, Looop, Up, alive, ended, report, script, wait_for, worker
 
 DEPLOY = "ask Deploy to prod? | yes,no"

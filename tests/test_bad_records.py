@@ -12,8 +12,8 @@ from typing import IO, Any
 import orjson
 import pytest
 
-from looop import journal
-from looop.fsio import tail_lines
+from looop.base.files import tail_lines
+from looop.store import journal
 from tests.conftest import Looop, Up, wait_for
 
 HUGE = "99999999999999999999999999d"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from looop.config import parse_duration
+from looop.store.config import parse_duration
 from tests.conftest import Looop
 
 

@@ -70,7 +70,7 @@ def test_every_verb_has_exact_help(looop: Looop, argv: list[str], expected: str)
 def test_the_help_and_the_readme_show_the_built_in_profiles_as_they_are(looop: Looop) -> None:
     from pathlib import Path
 
-    from looop.profiles import BUILT_IN
+    from looop.workers.profiles import BUILT_IN
 
     def flat(text: str) -> str:
         return " ".join(text.replace("`", " ").split())
@@ -83,7 +83,7 @@ def test_the_help_and_the_readme_show_the_built_in_profiles_as_they_are(looop: L
 
 
 def test_every_worker_verb_of_the_cli_is_in_the_help_s_verbs_list(looop: Looop) -> None:
-    from looop.cli import worker_group
+    from looop.cli.commands import worker_group
 
     text = looop.run("--help").stdout
     verbs = text.split("VERBS", 1)[1].split("INVARIANTS", 1)[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from looop.locate import socket_file
+from looop.store.locate import socket_file
 from tests.conftest import AGENT, Looop, Up, ended, script, wait_for, worker
 
 BAD = os.fsdecode(b"\xff")  # how Python hands over an undecodable byte; subprocess sends it back raw

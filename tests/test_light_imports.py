@@ -12,7 +12,7 @@ from tests.conftest import Looop, Up, blocked
 
 PROBE = """
 import sys
-from looop.entry import main
+from looop.cli.entry import main
 sys.argv = ["looop", *sys.argv[1:]]
 try:
     main()
@@ -70,7 +70,7 @@ def test_the_daemon_serves_the_same_state_and_wait_as_the_files_give(looop: Looo
     click_path = [
         sys.executable,
         "-c",
-        "from looop.entry import guarded; from looop.cli import invoke; guarded(invoke)",
+        "from looop.cli.entry import guarded; from looop.cli.commands import invoke; guarded(invoke)",
         "_",
         "state",
         "--json",

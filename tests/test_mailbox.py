@@ -7,9 +7,9 @@ import subprocess
 
 import orjson
 
-from looop.bootstrap import open_data_dir
-from looop.mailbox import cancel_asks_of
-from looop.paths import DataDir
+from looop.store.asks import cancel_asks_of
+from looop.store.bootstrap import open_data_dir
+from looop.store.paths import DataDir
 from tests.conftest import Looop, blocked, wait_for
 
 

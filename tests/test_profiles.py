@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from looop.dialogs import is_own_verb
+from looop.workers.dialogs import is_own_verb
 from tests.conftest import Looop, Up, ended, posing_as, screen, script, wait_for, worker
 
 
@@ -214,7 +214,7 @@ def test_the_permission_hook_asks_the_root_agent_and_answers_claude_code(looop: 
 def test_the_claude_command_as_documented_works_as_a_plain_argv_with_its_settings_file(
     looop: Looop, up: Up, tmp_path: Path
 ) -> None:
-    from looop.profiles import CLAUDE
+    from looop.workers.profiles import CLAUDE
 
     up.configure(interactive=list(CLAUDE.command), kill_grace="1s")
     up.start(PATH=posing_as(tmp_path, "claude"))

@@ -11,9 +11,9 @@ import orjson
 import pyte
 import pytest
 
-from looop.profiles import CLAUDE_SCREEN_SKIP, PI_SCREEN_SKIP
-from looop.state import meaningful_lines
-from looop.term import Terminal, row_text
+from looop.workers.profiles import CLAUDE_SCREEN_SKIP, PI_SCREEN_SKIP
+from looop.workers.terminal import Terminal, row_text
+from looop.world.state import meaningful_lines
 from tests.conftest import AGENT, Looop, Up, ended, screen, script, wait_for, worker
 
 # Byte strings as Claude Code 2.1.197 and pi 0.73.1 sent them to a 50x200 pty.
@@ -66,7 +66,7 @@ def test_text_placed_by_cursor_moves_keeps_its_spacing_and_links_keep_their_text
 
 
 def test_the_emulator_draws_text_as_pyte_does() -> None:
-    """`looop.term` draws runs of text faster than pyte; the screen must come out the same (and
+    """`looop.workers.terminal` draws runs of text faster than pyte; the screen must come out the same (and
     a wide character's orphaned stub cell, which pyte's own `display` trips over, is a blank)."""
     pieces = [
         b"plain words ",

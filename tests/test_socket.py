@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from looop.locate import socket_file
+from looop.store.locate import socket_file
 from tests.conftest import AGENT, Looop, Up, ended, fill, screen, script, small_disk, wait_for
 
 MIB = 1 << 20

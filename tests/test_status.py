@@ -15,7 +15,7 @@ import orjson
 import pytest
 from wcwidth import wcswidth
 
-from looop.procs import start_time
+from looop.base.processes import start_time
 from tests.conftest import AGENT, LOOOP, Looop, Up, blocked, ended, script, wait_for, worker
 
 SIZE = {"COLUMNS": "80", "LINES": "24"}

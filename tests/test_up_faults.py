@@ -140,4 +140,5 @@ def test_an_up_gone_with_its_data_dir_leaves_the_next_up_on_a_new_one_alone(looo
     assert alive(new) and up.wait_beats(1)["pid"] == new
     assert (looop.data / ".up.pid").exists()
     done = looop.run("down").stdout  # answered over the new one's control socket
-    assert done.startswith(f"looop is down (pid {new}): stopped pulse"), done
+    stopped = "stopped the beat, the sensors, the socket server"
+    assert done.startswith(f"looop is down (pid {new}): {stopped}"), done

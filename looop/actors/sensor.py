@@ -1,4 +1,4 @@
-"""One actor per sensor script: runs it off the mailbox thread and reports the reading."""
+"""One actor per sensor script: runs it off the beat's thread and reports the reading."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pykka
 
-from looop.paths import DataDir
-from looop.sensing import SENSOR_MARK, SensorResult, run_sensor
-from looop.snapshots import write_reading
+from looop.store.paths import DataDir
+from looop.store.snapshots import write_reading
 from looop.supervisor import Link, SupervisedActor, tell_quietly
+from looop.workers.sensing import SENSOR_MARK, SensorResult, run_sensor
 
 _injected_crashes: dict[str, int] = {}
 log = logging.getLogger(__name__)

@@ -22,18 +22,18 @@ from typing import Any, cast
 
 import pykka
 
-from looop import journal
-from looop.babysit import Exit, PtySession, Screen, SpawnError, Transcript
-from looop.claims import release_claims_of
-from looop.costs import cost_totals
-from looop.errors import Conflict, LooopError
-from looop.fsio import write_json
-from looop.mailbox import cancel_ask, cancel_asks_of, collect_answer, open_ask
-from looop.paths import DataDir
-from looop.procs import KILL_WAIT, Ended, await_gone, end_processes, start_time
-from looop.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
-from looop.sessions import COUNTERS
+from looop.base.errors import Conflict, LooopError
+from looop.base.files import write_json
+from looop.base.processes import KILL_WAIT, Ended, await_gone, end_processes, start_time
+from looop.store import journal
+from looop.store.asks import cancel_ask, cancel_asks_of, collect_answer, open_ask
+from looop.store.claims import release_claims_of
+from looop.store.paths import DataDir
+from looop.store.spend import cost_totals
+from looop.store.worker_records import COUNTERS
 from looop.supervisor import Link, SupervisedActor, tell_quietly
+from looop.workers.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
+from looop.workers.pty_session import Exit, PtySession, Screen, SpawnError, Transcript
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
 DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
@@ -663,7 +663,7 @@ class SessionActor(SupervisedActor):
         self.outcome.ended.set()
 
     def _write(self) -> None:
-        """Rewrite the state file when the record changed (every write wakes the mailbox)."""
+        """Rewrite the state file when the record changed (every write wakes the socket server)."""
         if self._record == self._written:
             return
         with contextlib.suppress(OSError):  # a full disk must not take the babysitter down

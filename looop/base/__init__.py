@@ -1,0 +1,1 @@
+"""Building blocks that know no data dir: errors, ids, files, processes, watching."""

@@ -1,0 +1,1 @@
+"""The pulse (the `up` process): its supervision tree, fleet, recovery and socket server."""

@@ -1,0 +1,1 @@
+"""The data dir's files: each kind of record, its paths, its locks."""

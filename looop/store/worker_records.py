@@ -1,0 +1,128 @@
+"""Worker session records (`sessions/ID/state.json`) as readers see them. Light: no pykka, no pexpect.
+
+The `up` process's session actor is the only writer of a record. Readers overlay two facts that
+files decide at once, so that the state is consistent at every instant: a live worker is `asking`
+exactly when it has a pending ask (the asks decide, whatever the record says), and a worker
+recorded alive whose babysitter (the `up` process that wrote the record) and own process are both
+gone is `dead`. While its babysitter runs, the record is trusted:
+the babysitter records an end within moments, with how it ended.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from looop.base import fields
+from looop.base.errors import CorruptFile
+from looop.base.files import read_json
+from looop.base.ids import is_valid_id
+from looop.base.processes import is_running
+from looop.store.paths import PULSE_SESSION, DataDir
+
+LIVE_STATES = ("starting", "running", "idle", "asking", "blocked", "stalled")
+ENDED_STATES = ("exited", "killed", "dead")
+# the session actor's counts of the times a worker turned idle (from running: a finished turn),
+# blocked and stalled; each new one wakes the root agent (`looop.world.wakes`), its undoing does not
+COUNTERS = {"idle": "idle_count", "blocked": "blocked_count", "stalled": "stalled_count"}
+
+
+def session_ids(dd: DataDir) -> list[str]:
+    """Every session dir name (workers and the pulse)."""
+    try:
+        return sorted(n for n in os.listdir(dd.sessions) if is_valid_id(n))
+    except FileNotFoundError:
+        return []
+
+
+def worker_records(dd: DataDir) -> Iterator[tuple[str, dict[str, Any] | CorruptFile]]:
+    """Each worker session (the pulse's own is not one) with its record, or why it is unreadable."""
+    for session in session_ids(dd):
+        if session == PULSE_SESSION:
+            continue
+        try:
+            record = read_record(dd, session)
+        except CorruptFile as problem:
+            yield session, problem
+            continue
+        if record is not None:
+            yield session, record
+
+
+def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+    """The recorded state of `session`, None when it has none; `CorruptFile` when unreadable or
+    when a field readers compute with has a wrong type or range (see `check_record`)."""
+    path = dd.session_state(session)
+    try:
+        return check_record(read_json(path), str(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """`record` if the fields readers do arithmetic, timestamps or lookups with are well typed."""
+    for key in ("started", "ended", "found", "last_output"):
+        fields.optional_number(record, key, where)
+    for key in COUNTERS.values():
+        fields.optional_number(record, key, where, hi=fields.MAX_AMOUNT)
+    for key in ("state", "end_reason", "pending_ask", "agent_session", "cwd"):
+        fields.optional_text(record, key, where)
+    fields.flag(record, "alive", where)
+    sandbox = fields.mapping(record, "sandbox", where) or {}
+    for key in ("repo", "cwd", "kind", "branch"):
+        fields.optional_text(sandbox, key, f"{where}: sandbox")
+    for unit in fields.mapping(record, "cost", where) or {}:
+        fields.number(record["cost"], unit, f"{where}: cost", hi=fields.MAX_AMOUNT)
+    return record
+
+
+def process_alive(record: dict[str, Any]) -> bool:
+    """True when the record says alive and that very process (pid and start time) still runs."""
+    pid = record.get("pid")
+    if not record.get("alive") or not isinstance(pid, int):
+        return False
+    start = record.get("process_start")
+    return is_running(pid, start if isinstance(start, int) else None)
+
+
+def babysat(record: dict[str, Any]) -> bool:
+    """True while the `up` process that wrote the record still runs."""
+    pid, start = record.get("up_pid"), record.get("up_process_start")
+    return isinstance(pid, int) and is_running(pid, start if isinstance(start, int) else None)
+
+
+def observed(record: dict[str, Any], session: str, pending_ask: str | None) -> dict[str, Any]:
+    """The record with the overlays readers apply (see the module's docstring)."""
+    state = str(record.get("state", "unknown"))
+    alive = bool(record.get("alive")) if babysat(record) else process_alive(record)
+    view = {**record, "id": session, "alive": alive}
+    if record.get("alive") and not alive:
+        state = "dead"
+        view["end_reason"] = record.get("end_reason") or "its process is gone (found by a reader)"
+    elif alive and pending_ask:
+        state = "asking"
+    elif state == "asking":  # its ask is settled: the files say so before its babysitter does
+        state = "running"
+    view["state"] = state
+    view["pending_ask"] = pending_ask if alive else None
+    return view
+
+
+def holder_alive(dd: DataDir, session: str) -> bool | None:
+    """Is this session's worker alive? None when it has no readable record (not a worker)."""
+    try:
+        record = read_record(dd, session)
+    except CorruptFile:
+        return None
+    return None if record is None else bool(observed(record, session, None)["alive"])
+
+
+def live_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+    """The record of `session` if its worker is alive now, else None (a corrupt record counts as
+    not alive: nothing trustworthy claims the id)."""
+    try:
+        record = read_record(dd, session)
+    except CorruptFile:
+        return None
+    return record if record is not None and process_alive(record) else None
