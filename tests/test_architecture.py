@@ -100,7 +100,7 @@ def test_no_module_of_looop_imports_a_higher_layer() -> None:
 
 def test_the_layer_check_sees_an_import_that_points_up() -> None:
     assert layer("looop.store.asks") == 1 and layer("looop.world.client") == 2
-    assert layer("looop.actors.session") == layer("looop.supervisor") == layer("looop.daemon.fleet") == 4
+    assert layer("looop.actors.session") == layer("looop.supervisor") == layer("looop.daemon.launch") == 4
     assert layer("looop") is None and layer("looop.__main__") is None
 
 

@@ -136,6 +136,23 @@ def test_the_worker_cap_refuses_or_queues(looop: Looop, fleet: Up) -> None:
     assert report(looop, "c.md") == "started\n"
 
 
+def test_a_queued_worker_killed_is_taken_off_the_queue_and_its_start_says_so(looop: Looop, fleet: Up) -> None:
+    fleet.configure(interactive=AGENT, kill_grace="1s", max_workers=1)
+    fleet.start()
+    looop.run("_", "worker", "start", "a", script("sleep 60"))
+    queued = looop.popen("_", "worker", "start", "b", "--queue", script("exit"))
+    wait_for(lambda: "worker start · b · queued: 1 workers run" in looop.journal(), what="the queue")
+    assert looop.run("_", "worker", "kill", "b").stdout == "worker b taken off the queue\n"
+    _, err = queued.communicate(timeout=60)
+    assert (
+        queued.returncode == 5
+        and err == "looop: worker b was taken off the queue: killed by the root agent\n"
+    )
+    assert "worker kill · b · by root: killed by the root agent (taken off the queue)" in looop.journal()
+    looop.run("_", "worker", "kill", "a")
+    assert not (looop.data / "sessions/b").exists()  # it never started
+
+
 def test_configured_defaults_escalate_a_waiting_ask_and_time_leases(looop: Looop, fleet: Up) -> None:
     fleet.configure(interactive=AGENT, interval="0.5s", ask_deadline="1s", claim_ttl="30m")
     fleet.start()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from looop.actors.session import RENDER_WAIT
-from looop.base.errors import LooopError, StorageError
+from looop.base.errors import LooopError
 from looop.base.watching import DirWatcher
 from looop.daemon import channels
 from looop.store.cursors import Facts, recall, remember
@@ -77,6 +77,9 @@ class _Looked:
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+"""Answers a request in a thread of its own (it may wait)."""
+Route = Callable[[dict[str, Any], channels.Reply], None]
+"""Hands a request on to whoever replies (the fleet); never waits."""
 OnChange = Callable[[dict[str, Any], Callable[[str], None]], list[str]]
 """Told the state after each settled change, and a callback for each worker whose screen it
 has asked to be written (named in the returned list) before the waiters are woken."""
@@ -117,10 +120,12 @@ class ServerActor(SupervisedActor):
         handlers: dict[str, Handler],
         link: Link,
         on_change: OnChange | None = None,
+        routes: dict[str, Route] | None = None,
     ) -> None:
         super().__init__(link)
         self.dd = dd
         self.handlers = handlers
+        self.routes = routes or {}
         self.on_change = on_change
         self._server: socket.socket | None = None
         self._bound: tuple[int, int, int] | None = None  # the socket file it bound
@@ -308,6 +313,8 @@ class ServerActor(SupervisedActor):
             self._check_answers()
         elif op == "ping":
             conn.reply({"ok": True, "pid": os.getpid()})
+        elif isinstance(op, str) and op in self.routes:
+            self.routes[op](request, conn.reply)
         elif isinstance(op, str) and op in self.handlers:
             # a handler may wait (a worker starting or ending): never on the server actor's thread
             threading.Thread(
@@ -320,15 +327,8 @@ class ServerActor(SupervisedActor):
     def _serve(conn: channels.Channel, handler: Handler, request: dict[str, Any]) -> None:
         try:
             reply = handler(request)
-        except LooopError as exc:
-            reply = {"ok": False, "error": exc.message, "code": exc.exit_code}
-        except OSError as exc:  # a full disk, a missing directory: name it, as the entry does
-            target = f" {exc.filename}" if exc.filename else ""
-            error = f"cannot access{target}: {exc.strerror or exc}"
-            reply = {"ok": False, "error": error, "code": StorageError.exit_code}
         except Exception as exc:
-            log.exception("request %r failed", request.get("op"))
-            reply = {"ok": False, "error": f"looop failed: {exc!r}", "code": 1}
+            reply = channels.failure(exc, request.get("op"))
         conn.reply(reply)
 
     def _serve_state(self, conn: channels.Channel, as_json: bool) -> None:

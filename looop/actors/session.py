@@ -1,8 +1,10 @@
 """One actor per worker session: starts its agent in a pty, keeps `sessions/ID/state.json`, ends it.
 
-A temporary child of the workers supervisor: a worker that ends, however it ends, is recorded
-and never restarted by itself. The pty belongs to a thread of the actor's (`babysit.PtySession.
-pump`), which tells the actor what happens; the actor is the only writer of the state file.
+A temporary child of the fleet (the workers' supervisor, `looop.actors.fleet`), which it tells
+when its agent has spawned (`Spawned`) and when the worker's end is recorded (`Finished`): a worker that
+ends, however it ends, is recorded and never restarted by itself. The pty belongs to a thread of
+the actor's (`pty_session.PtySession.pump`), which tells the actor what happens; the actor is the
+only writer of the state file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,13 +27,14 @@ import pykka
 from looop.base.errors import Conflict, LooopError
 from looop.base.files import write_json
 from looop.base.processes import KILL_WAIT, Ended, await_gone, end_processes, start_time
+from looop.daemon.channels import Reply, failure
 from looop.store import journal
 from looop.store.asks import cancel_ask, cancel_asks_of, collect_answer, open_ask
 from looop.store.claims import release_claims_of
 from looop.store.paths import DataDir
 from looop.store.spend import cost_totals
 from looop.store.worker_records import COUNTERS
-from looop.supervisor import Link, SupervisedActor, tell_quietly
+from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.workers.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
 from looop.workers.pty_session import Exit, PtySession, Screen, SpawnError, Transcript
 
@@ -44,6 +47,7 @@ RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be writ
 ECHO_WAIT = 2.0  # the most a told message waits for the agent to redraw before its submit key
 RAW_WAIT = 10.0  # the most it waits for a raw-mode agent to take its terminal (Node TUIs: 1-3 s at start)
 ASK_WAIT = 10.0  # the most the typist waits for this actor to say whether a dialog is up
+TOLD_WAIT = 30.0  # for the typist to submit a told message: past it, the reply says "still queued"
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,23 @@ class SessionSpec:
     env_keys: tuple[str, ...] = ()  # set by the config's `env` and --env: journaled by name only
 
 
-@dataclass
-class SessionHandle:
-    """What the fleet (in other threads) learns about a session: set once, then only read."""
+@dataclass(frozen=True)
+class Spawned:
+    """Told the fleet once: the agent runs as `pid`, or could not be started (`error`)."""
 
-    spawned: threading.Event = field(default_factory=threading.Event)
-    ended: threading.Event = field(default_factory=threading.Event)
-    pid: int = 0
+    session: str
+    pid: int
     error: str | None = None
-    final: dict[str, Any] = field(default_factory=dict)
-    swept: Ended | None = None  # what ending it took: every process of its run
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Told the fleet once, when the worker's end is recorded: its final record, and what ending
+    every process of its run took."""
+
+    session: str
+    final: dict[str, Any]
+    swept: Ended | None
 
 
 @dataclass(frozen=True)
@@ -102,21 +113,20 @@ class Refresh:
 @dataclass(frozen=True)
 class Tell:
     """`_ worker tell`: type `text` (checked: `profiles.check_message`) into the agent and submit
-    it. Asked: the reply is the message's `Told`, queued for the typist, or the error says why
-    not (a dialog up now, the worker ending)."""
+    it. `reply` hears once its submit key went, or why not (a dialog up, the worker ending, its
+    text typed but not submitted); past TOLD_WAIT, that it is still queued."""
 
     text: str
     by: str
+    reply: Reply
 
 
-class Told:
-    """What became of one told message, set once by the typist (and journaled): `done` is set
-    once its submit key went (`error` None) or it was given up (`error` says why, and whether
-    its text was typed)."""
+@dataclass(frozen=True)
+class _ToldDue:
+    """A told message's TOLD_WAIT is over: if it is still queued, say so."""
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: str | None = None
+    reply: Reply
+    characters: int
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ class _Typing:
     keys: str  # the text as typed (`profiles.typed_message`)
     text: str
     by: str
-    told: Told
+    reply: Reply
 
 
 @dataclass(frozen=True)
@@ -162,11 +172,11 @@ class SessionActor(SupervisedActor):
     """Babysits one worker: its state is `starting`, then `running`/`idle`/`asking`, then
     `exited` (on its own), `killed` (by the root agent, itself, or looop) or `dead`."""
 
-    def __init__(self, dd: DataDir, spec: SessionSpec, handle: SessionHandle, link: Link) -> None:
+    def __init__(self, dd: DataDir, spec: SessionSpec, link: Link) -> None:
         super().__init__(link)
         self.dd = dd
         self.spec = spec
-        self.outcome = handle
+        self.fleet = link.supervisor
         self.pty = PtySession(
             spec.argv,
             spec.env,
@@ -234,23 +244,21 @@ class SessionActor(SupervisedActor):
         try:
             pid = self.pty.spawn()
         except SpawnError as exc:
-            self.outcome.error = exc.message
             self._record.update(state="dead", ended=time.time(), end_reason=exc.message)
             self._write()
             journal.record(self.dd, "worker start", self.spec.id, f"failed: {exc.message}", who="looop")
-            self.outcome.ended.set()
-            self.outcome.spawned.set()
             self._finished = True
+            tell_quietly(self.fleet, Spawned(self.spec.id, 0, exc.message))
+            tell_quietly(self.fleet, Finished(self.spec.id, dict(self._record), None))
             self.stop()
             return
         self._record.update(pid=pid, pgid=pid, process_start=start_time(pid), alive=True, up_pid=os.getpid())
         self._write()
-        self.outcome.pid = pid
         detail = f"pid {pid} in {self.spec.cwd}"
         if self.spec.env_keys:
             detail += f"; env: {', '.join(self.spec.env_keys)}"  # names only: values may be secrets
         journal.record(self.dd, "worker start", self.spec.id, detail, who="looop")
-        self.outcome.spawned.set()
+        tell_quietly(self.fleet, Spawned(self.spec.id, pid))
         self.spawn(self._pump, f"session-{self.spec.id}")
 
     def _pump(self) -> None:
@@ -310,7 +318,13 @@ class SessionActor(SupervisedActor):
             self._deliver_dialog_answer()
             self._update_live_state()
         elif isinstance(message, Tell):
-            return self._tell(message)
+            try:
+                self._tell(message)
+            except LooopError as exc:  # a message this agent cannot take: its teller hears why
+                message.reply(failure(exc, "worker_tell"))
+        elif isinstance(message, _ToldDue):
+            reply = {"ok": True, "id": self.spec.id, "characters": message.characters, "submitted": False}
+            message.reply(reply)  # dropped when the typist has replied already
         elif isinstance(message, _InTheWay):
             return self._in_the_way()
         elif isinstance(message, Terminate):
@@ -325,9 +339,9 @@ class SessionActor(SupervisedActor):
         else:
             super().handle(message)
 
-    def _tell(self, message: Tell) -> Told:
+    def _tell(self, message: Tell) -> None:
         """Queue a message for the typist thread (a pty write waits while the agent does not read
-        its input: never in this thread), which journals what became of it."""
+        its input: never in this thread), which journals what became of it and replies."""
         if self._finished or self._kill is not None or self._exit_seen is not None:
             raise Conflict(f"worker {self.spec.id} is ending: nothing to type into")
         keys = typed_message(self.spec.profile, message.text)
@@ -336,11 +350,11 @@ class SessionActor(SupervisedActor):
                 f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
                 " answer its ask (or see its screen.txt) first"
             )
-        told = Told()
-        self._typing.put(_Typing(keys, message.text, message.by, told))
+        self._typing.put(_Typing(keys, message.text, message.by, message.reply))
         if self._typist is None:
             self._typist = self.spawn(self._type_told, f"typist-{self.spec.id}")
-        return told
+        # past TOLD_WAIT (earlier messages still typing, an agent not reading its input) it says so
+        tell_later(self.actor_ref, TOLD_WAIT, _ToldDue(message.reply, len(message.text)))
 
     def _in_the_way(self) -> str | None:
         """What would take a told message's keys as its answer (Enter picks a dialog's chosen
@@ -358,18 +372,20 @@ class SessionActor(SupervisedActor):
 
     def _type_told(self) -> None:
         """The typist thread: each told message, then the profile's submit key, one at a time;
-        journals each and settles its `Told`."""
+        journals each and replies to whoever told it."""
         while (typing := self._typing.get()) is not None:
+            error: str | None = f"worker {self.spec.id}: its session ended before typing it"
             try:
                 try:
                     problem = self._type_one(typing.keys)
                 except Exception as exc:  # crashes this actor (`spawn`): its caller hears why
-                    typing.told.error = f"worker {self.spec.id}: typing failed ({exc!r})"
+                    error = f"worker {self.spec.id}: typing failed ({exc!r})"
                     raise
+                error = None
                 if problem is not None:
-                    typing.told.error = f"worker {self.spec.id}: {problem}"
+                    error = f"worker {self.spec.id}: {problem}"
                     if problem.startswith("typed"):
-                        typing.told.error += " (the text may sit in its input box)"
+                        error += " (the text may sit in its input box)"
                 told = journal.one_line(typing.text, 120)
                 with contextlib.suppress(LooopError, OSError):  # a full disk must not end the worker
                     journal.record(
@@ -379,8 +395,13 @@ class SessionActor(SupervisedActor):
                         told if problem is None else f"{problem}: {told}",
                         who=typing.by,
                     )
-            finally:
-                typing.told.done.set()  # whoever waits for it must not wait in vain
+            finally:  # whoever told it must not wait in vain
+                if error is None:
+                    typing.reply(
+                        {"ok": True, "id": self.spec.id, "characters": len(typing.text), "submitted": True}
+                    )
+                else:
+                    typing.reply(failure(Conflict(error), "worker_tell"))
 
     def _type_one(self, keys: str) -> str | None:
         """Type one message and its submit key; None once both went, else why not. A raw-mode
@@ -499,7 +520,10 @@ class SessionActor(SupervisedActor):
         now = time.monotonic()
         if shown is not None and shown[0].name == dialog.name:
             self._dialog_seen = now
-            if self._dialog_answer is not None:
+            # a raw-mode agent still starting (drawn, its terminal still cooked) would get the
+            # keys as a line, Enter as a newline: type them at a later look, once it is raw
+            cooked = self.spec.profile.raw_mode and self.pty.canonical()
+            if self._dialog_answer is not None and not cooked:
                 self._type_answer(ask_id, dialog, self._dialog_answer)
             return
         if now - self._dialog_seen < DIALOG_GONE:
@@ -658,9 +682,7 @@ class SessionActor(SupervisedActor):
             detail += f" ({self._swept.left} would not end)"
         journal.record(self.dd, "worker end", self.spec.id, detail, who="looop")
         self._typing.put(None)  # the typist, if any, stops (typing into the ended pty fails quietly)
-        self.outcome.swept = self._swept
-        self.outcome.final = dict(self._record)
-        self.outcome.ended.set()
+        tell_quietly(self.fleet, Finished(self.spec.id, dict(self._record), self._swept))
 
     def _write(self) -> None:
         """Rewrite the state file when the record changed (every write wakes the socket server)."""

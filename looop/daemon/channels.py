@@ -4,18 +4,25 @@ and each pending request's channel (keepalives, then its one reply)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from looop.base.errors import InvalidInput
+from looop.base.errors import InvalidInput, LooopError, StorageError
 from looop.store.paths import DataDir
 from looop.world.protocol import MAX_LINE, encode, socket_path, too_large
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[dict[str, Any]], None]
+"""Sends a request's one reply (`Channel.reply`: later calls are dropped); any thread may call it."""
 
 REQUEST_TIMEOUT = 30.0
 """Server side: how long a client may take over each read of its request line."""
@@ -147,3 +154,19 @@ class Channel:
 
     def closed(self) -> bool:
         return self.done or is_closed(self.conn)
+
+
+def failure(exc: Exception, op: object) -> dict[str, Any]:
+    """The reply to a request that raised: looop's own errors as they are, an OSError named as
+    the entry names it, anything else logged as the bug it is."""
+    if isinstance(exc, LooopError):
+        return {"ok": False, "error": exc.message, "code": exc.exit_code}
+    if isinstance(exc, OSError):  # a full disk, a missing directory
+        target = f" {exc.filename}" if exc.filename else ""
+        return {
+            "ok": False,
+            "error": f"cannot access{target}: {exc.strerror or exc}",
+            "code": StorageError.exit_code,
+        }
+    log.error("request %r failed", op, exc_info=exc)
+    return {"ok": False, "error": f"looop failed: {exc!r}", "code": 1}

@@ -27,11 +27,12 @@ import fasteners
 import pykka
 
 from looop.actors.beat import BeatActor, RunOne
+from looop.actors.fleet import ENDED_SLACK, EndAll, FleetActor, LiveWorkers, RefreshWorkers, WorkerVerb
 from looop.actors.server import ServerActor
 from looop.base.errors import Conflict, LooopError, StorageError
 from looop.base.files import open_private, private_lock, read_json, write_json
 from looop.base.processes import is_running, start_time
-from looop.daemon.fleet import Fleet
+from looop.daemon.channels import Reply
 from looop.daemon.recovery import recover
 from looop.store.childenv import child_env
 from looop.store.config import Config, load_config
@@ -55,6 +56,8 @@ STOP_TIMEOUT = 60.0
 EXIT_SLACK = 10.0
 HOME_CHECK = 1.0  # how often the main thread checks that the tree and the data dir are still there
 NAME_WAIT = 5.0  # how long a losing `up` waits for the flock's holder to write its pid
+FLEET_WAIT = 10.0  # for the fleet to answer a question (it never waits on anything itself)
+WORKER_OPS = ("worker_start", "worker_resume", "worker_kill", "worker_tell")
 log = logging.getLogger("looop")
 
 
@@ -105,7 +108,6 @@ class Daemon:
         self.tree = Tree()
         self.status = StatusWriter(dd, os.getpid())
         self.intensity = Intensity(config.max_restarts, config.restart_period)
-        self.fleet = Fleet(dd, lambda: self.tree.get("workers"))
 
     def _escalated(self, error: BaseException) -> None:
         """The top supervisor ended by a crash (after stopping its children)."""
@@ -139,17 +141,11 @@ class Daemon:
 
     def _specs(self) -> list[ChildSpec]:
         dd, tree, events = self.dd, self.tree, self.status.supervisor_event
-        handlers = {
-            "shutdown": self._on_shutdown,
-            "sensor": self._on_sensor,
-            "worker_start": self.fleet.start,
-            "worker_kill": self.fleet.kill,
-            "worker_resume": self.fleet.resume,
-            "worker_tell": self.fleet.tell,
-        }
+        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor}
+        routes = dict.fromkeys(WORKER_OPS, self._to_fleet)
 
         def server(link: Link) -> pykka.ActorRef[Any]:
-            return tree.keep("server", ServerActor.start(dd, handlers, link, self.fleet.refresh))
+            return tree.keep("server", ServerActor.start(dd, handlers, link, self._refresh_workers, routes))
 
         def sensors(link: Link) -> pykka.ActorRef[Any]:
             return tree.keep("sensors", Supervisor.start("sensors", [], self.intensity, events, link=link))
@@ -159,7 +155,7 @@ class Daemon:
             return tree.keep("beat", ref)
 
         def workers(link: Link) -> pykka.ActorRef[Any]:
-            return tree.keep("workers", Supervisor.start("workers", [], self.intensity, events, link=link))
+            return tree.keep("workers", FleetActor.start(dd, self.intensity, events, link))
 
         def at_home(factory: Callable[[Link], pykka.ActorRef[Any]]) -> Callable[[Link], pykka.ActorRef[Any]]:
             def start(link: Link) -> pykka.ActorRef[Any]:
@@ -178,8 +174,27 @@ class Daemon:
             ChildSpec("workers", at_home(workers)),
         ]
 
+    def _to_fleet(self, request: dict[str, Any], reply: Reply) -> None:
+        """Hand a worker verb to the fleet, which replies (never waited for here)."""
+        try:
+            self.tree.get("workers").tell(WorkerVerb(str(request["op"]), request, reply))
+        except pykka.ActorDeadError:
+            reply({"ok": False, "error": "looop's fleet is restarting: try again in a moment", "code": 1})
+
+    def _refresh_workers(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
+        """After a settled change (in the socket server's look thread): the fleet tells each
+        worker its news and names those with a new ask, whose screens are being written."""
+        try:
+            asked = self.tree.get("workers").ask(RefreshWorkers(state, rendered), timeout=FLEET_WAIT)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return []
+        return list(asked)
+
     def _on_shutdown(self, _request: dict[str, Any]) -> dict[str, Any]:
-        live = self.fleet.live_ids()
+        try:
+            live = list(self.tree.get("workers").ask(LiveWorkers(), timeout=FLEET_WAIT))
+        except (pykka.ActorDeadError, pykka.Timeout):
+            live = []
         self.status.update(status="stopping")  # before `down` hears back: an `up` now waits for us
         self.stop_requested.set()
         stopping = ["the beat", "the sensors", "the socket server"]
@@ -220,7 +235,11 @@ class Daemon:
                 with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                     stop_child(top, name)
         try:
-            self.fleet.terminate_all("looop is stopping", self.config.kill_grace)
+            done: pykka.ThreadingFuture[list[str]] = pykka.ThreadingFuture()
+            self.tree.get("workers").tell(EndAll("looop is stopping", done))
+            done.get(timeout=self.config.kill_grace + ENDED_SLACK)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass  # stopping the tree ends whatever is left, each session actor its worker
         except Exception:
             log.exception("could not end the workers")
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
