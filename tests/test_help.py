@@ -83,7 +83,7 @@ def test_the_help_and_the_readme_show_the_built_in_profiles_as_they_are(looop: L
 
 
 def test_every_worker_verb_of_the_cli_is_in_the_help_s_verbs_list(looop: Looop) -> None:
-    from looop.cli.commands import worker_group
+    from looop.cli.worker_control import worker_group
 
     text = looop.run("--help").stdout
     verbs = text.split("VERBS", 1)[1].split("INVARIANTS", 1)[0]

@@ -36,7 +36,8 @@ from looop.store.spend import cost_totals
 from looop.store.worker_records import COUNTERS
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.workers.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
-from looop.workers.pty_session import Exit, PtySession, Screen, SpawnError, Transcript
+from looop.workers.pty_session import Exit, PtySession, Screen, SpawnError
+from looop.workers.transcript import Transcript
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
 DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn

@@ -3,9 +3,10 @@
 A library, not an actor: `looop.actors.session` drives it. One thread (the caller of `pump`)
 owns every read of the pty and every waitpid, as pexpect requires; signals may come from any
 thread. The pty is drained continuously, so a child never blocks on a full pty buffer; what it
-prints goes to a size-capped, rotated transcript and to a terminal emulator (`looop.workers.terminal`) whose
-screen is written as plain text at most every `SCREEN_EVERY` seconds while output flows, as soon
-as it pauses, and on request (before the root agent is shown a new ask).
+prints goes to a size-capped, rotated transcript (`looop.workers.transcript`) and to a terminal
+emulator (`looop.workers.terminal`) whose screen is written as plain text at most every
+`SCREEN_EVERY` seconds while output flows, as soon as it pauses, and on request (before the
+root agent is shown a new ask).
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pexpect
 
 from looop.base.errors import LooopError, StorageError
-from looop.base.files import atomic_write, open_private, replace
-from looop.store.paths import rotated
+from looop.base.files import atomic_write
 from looop.workers.terminal import COLS, ROWS, Terminal
+from looop.workers.transcript import Transcript
 
 CHUNK = 65536
 TICK = 0.2
@@ -35,7 +35,6 @@ IDLE_TICK = 1.0  # output and hang-ups wake poll() at once; the tick only times 
 CHECK_EVERY = 2.0  # how often `pump` calls its `on_tick` (stall checks)
 SCREEN_EVERY = 0.5
 SCREEN_TAIL = 64 * 1024  # pyte parses about 1 MB/s: in a flood, only the tail reaches the screen
-TRANSCRIPT_CAP = 4 * 1024 * 1024
 RAW_POLL = 0.05  # how often `await_raw` looks at the terminal's modes
 
 _spawn_lock = threading.Lock()  # fork from a threaded process one at a time
@@ -56,45 +55,6 @@ class Exit:
         if self.signal is not None:
             return f"killed by {signal.Signals(self.signal).name}"
         return f"exit {self.code}"
-
-
-class Transcript:
-    """Everything the agent printed, raw; rotated to `NAME.1` when it reaches `cap` bytes."""
-
-    def __init__(self, path: Path, cap: int = TRANSCRIPT_CAP) -> None:
-        self.path = path
-        self.cap = cap
-        self._file = self._open()
-        self.size = self._file.tell()
-        self.error: str | None = None
-
-    def _open(self) -> BinaryIO:
-        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
-        handle = os.fdopen(fd, "ab")
-        handle.seek(0, os.SEEK_END)
-        return handle
-
-    def write(self, data: bytes) -> None:
-        """Append; a failing disk is recorded, never fatal to the session."""
-        try:
-            if self.size + len(data) > self.cap:
-                self.rotate()
-            self._file.write(data)
-            self._file.flush()
-            self.size += len(data)
-        except OSError as exc:
-            self.error = f"transcript write failed: {exc.strerror or exc}"
-
-    def rotate(self) -> None:
-        """Keep the previous part as `NAME.1` (replacing an older one) and start afresh."""
-        self._file.close()
-        replace(self.path, rotated(self.path))
-        self._file = self._open()
-        self.size = 0
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
 
 
 class Screen:
