@@ -32,6 +32,7 @@ from looop.base.background import Background
 from looop.base.errors import Conflict, LooopError, StorageError
 from looop.base.files import open_private, private_lock, read_json, write_json
 from looop.base.processes import is_running, start_time
+from looop.daemon.faults import fault_handlers
 from looop.daemon.fleet import Fleet
 from looop.daemon.recovery import REAP_QUEUE, recover
 from looop.store.childenv import child_env
@@ -149,6 +150,7 @@ class Daemon:
             "worker_kill": self.fleet.kill,
             "worker_resume": self.fleet.resume,
             "worker_tell": self.fleet.tell,
+            **fault_handlers(tree.get),
         }
 
         def server(link: Link) -> pykka.ActorRef[Any]:
