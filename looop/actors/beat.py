@@ -16,6 +16,7 @@ from typing import Any
 import pykka
 
 from looop.actors.sensor import UNWRITTEN, RunSensor, SensorActor, SensorDone
+from looop.base.background import Background
 from looop.base.files import remove
 from looop.base.ids import is_valid_id
 from looop.daemon.recovery import tidy
@@ -75,7 +76,9 @@ def sensor_names(dd: DataDir) -> list[str]:
 
 
 class BeatActor(SupervisedActor):
-    """Keeps the beat; judgment-free. Sensor actors live under `sensors()`, a supervisor."""
+    """Keeps the beat; judgment-free. Sensor actors live under `sensors()`, a supervisor. Old
+    sessions are reaped in `reaper`, which outlives the beat's restarts: a restarted beat never
+    starts a second removal of a worktree whose removal is under way."""
 
     def __init__(
         self,
@@ -83,6 +86,7 @@ class BeatActor(SupervisedActor):
         config: Config,
         sensors: Callable[[], pykka.ActorRef[Any]],
         status: StatusSink,
+        reaper: Background,
         link: SupervisorLink,
     ) -> None:
         super().__init__(link)
@@ -90,6 +94,7 @@ class BeatActor(SupervisedActor):
         self.config = config
         self._sensors = sensors
         self._status = status
+        self._reaper = reaper
         self._ticker_stop = threading.Event()
         self._beat: _BeatInProgress | None = None
         self._count = 0
@@ -207,9 +212,10 @@ class BeatActor(SupervisedActor):
             shutil.rmtree(beat.staging, ignore_errors=True)
             self._failed(beat.number, f"not published, the last snapshots stay: {exc}")
             return
-        self._status(beat=(beat.number, time.monotonic() - beat.began, beat.results))
+        self._status(beat=(time.monotonic() - beat.began, beat.results))
+        status = self._status  # told from the reaper's thread: the sink is thread-safe
         try:
-            tidy(self.dd, self.config.session_ttl)
+            tidy(self.dd, self.config.session_ttl, self._reaper, lambda why: status(last_error=why))
         except OSError as exc:
             self._status(last_error=f"housekeeping failed: {exc}")
 

@@ -29,14 +29,16 @@ import pykka
 from looop.actors.beat import BeatActor, RunOne
 from looop.actors.fleet import ENDED_SLACK, EndAll, FleetActor, LiveWorkers, RefreshWorkers, WorkerVerb
 from looop.actors.server import ServerActor
+from looop.base.background import Background
 from looop.base.errors import Conflict, LooopError, StorageError
 from looop.base.files import open_private, private_lock, read_json, write_json
 from looop.base.processes import is_running, start_time
 from looop.daemon.channels import Reply
-from looop.daemon.recovery import recover
+from looop.daemon.faults import fault_handlers
+from looop.daemon.recovery import REAP_QUEUE, recover
 from looop.store.childenv import child_env
 from looop.store.config import Config, load_config
-from looop.store.notices import notify, run_hook
+from looop.store.notices import HOOK_TIMEOUT, KILL_GRACE, hooks_off_thread, notify, run_hook
 from looop.store.paths import DataDir
 from looop.store.pulse_record import StatusWriter, read_status
 from looop.supervisor import (
@@ -58,6 +60,7 @@ HOME_CHECK = 1.0  # how often the main thread checks that the tree and the data 
 NAME_WAIT = 5.0  # how long a losing `up` waits for the flock's holder to write its pid
 FLEET_WAIT = 10.0  # for the fleet to answer a question (it never waits on anything itself)
 WORKER_OPS = ("worker_start", "worker_resume", "worker_kill", "worker_tell")
+HOOK_DRAIN = 2 * (HOOK_TIMEOUT + KILL_GRACE)  # at the end, for an escalation's hook and the last words'
 log = logging.getLogger("looop")
 
 
@@ -108,6 +111,7 @@ class Daemon:
         self.tree = Tree()
         self.status = StatusWriter(dd, os.getpid())
         self.intensity = Intensity(config.max_restarts, config.restart_period)
+        self.reaper = Background("reaper", REAP_QUEUE)  # the beat's, kept across its restarts
 
     def _escalated(self, error: BaseException) -> None:
         """The top supervisor ended by a crash (after stopping its children)."""
@@ -141,7 +145,7 @@ class Daemon:
 
     def _specs(self) -> list[ChildSpec]:
         dd, tree, events = self.dd, self.tree, self.status.supervisor_event
-        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor}
+        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor, **fault_handlers(tree.get)}
         routes = dict.fromkeys(WORKER_OPS, self._to_fleet)
 
         def server(link: Link) -> pykka.ActorRef[Any]:
@@ -151,7 +155,9 @@ class Daemon:
             return tree.keep("sensors", Supervisor.start("sensors", [], self.intensity, events, link=link))
 
         def beat(link: Link) -> pykka.ActorRef[Any]:
-            ref = BeatActor.start(dd, self.config, lambda: tree.get("sensors"), self.status.update, link)
+            ref = BeatActor.start(
+                dd, self.config, lambda: tree.get("sensors"), self.status.update, self.reaper, link
+            )
             return tree.keep("beat", ref)
 
         def workers(link: Link) -> pykka.ActorRef[Any]:
@@ -372,7 +378,8 @@ def run_foreground(dd: DataDir) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: daemon.stop_requested.set() if daemon else None)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        return daemon.run(ready)
+        with hooks_off_thread(HOOK_DRAIN):  # no actor waits for a notify hook
+            return daemon.run(ready)
     finally:
         if daemon is None or daemon.home_lost() is None:  # else these paths may be another's now
             with contextlib.suppress(FileNotFoundError):

@@ -4,25 +4,29 @@ their time to live. Files are the only memory, so both work from `sessions/*/sta
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
-import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from looop.base.errors import CorruptFile
+from looop.base.background import Background
+from looop.base.errors import CorruptFile, LooopError
 from looop.base.files import remove, remove_tree, write_json
 from looop.base.processes import end_processes, is_running, marked_processes
 from looop.store import journal
 from looop.store.asks import cancel_asks_of, iter_asks
-from looop.store.childenv import child_env
 from looop.store.claims import release_claims_of
 from looop.store.config import setting
 from looop.store.paths import DataDir
-from looop.store.worker_records import LIVE_STATES, holder_alive, session_ids, worker_records
+from looop.store.worker_records import LIVE_STATES, holder_alive, read_record, session_ids, worker_records
+from looop.workers.sandbox import remove_worktree
 from looop.workers.sensing import SENSOR_MARK
 
+REAP_QUEUE = 64  # sessions queued for reaping at once; the next beats queue the rest
 STALE_TEMP = 600.0  # seconds: no verb takes this long between creating its temp file and renaming it
 
 
@@ -137,51 +141,69 @@ def _end_worker_processes(
     return "SIGKILL" if "SIGKILL" in hows else "SIGTERM" if "SIGTERM" in hows else None
 
 
-def tidy(dd: DataDir, session_ttl: float) -> None:
-    """Each beat: reap old sessions, release stale claims, settle overdue asks."""
+def tidy(dd: DataDir, session_ttl: float, reaper: Background, failed: Callable[[str], object]) -> None:
+    """Each beat: reap old sessions, release stale claims, settle overdue asks. Each session's
+    reaping is queued in `reaper`, once (a worktree's removal may take a minute: never on the
+    beat's thread); `failed` is told why one failed."""
     from looop.store.asks import settle_overdue
     from looop.store.claims import release_stale
 
-    reap(dd, session_ttl)
+    for session in expired(dd, session_ttl):
+        reaper.submit(functools.partial(_reap_or_tell, dd, session, session_ttl, failed), key=session)
     release_stale(dd, lambda holder: holder_alive(dd, holder))
     settle_overdue(dd)
 
 
-def reap(dd: DataDir, ttl: float, now: float | None = None) -> list[str]:
-    """Remove sessions that ended more than `ttl` seconds ago, with their prompts and settled
-    asks; reports stay. A live session is never reaped; an unreadable one is left for a human."""
-    now = time.time() if now is None else now
-    reaped: list[str] = []
-    for session, record in worker_records(dd):
-        if isinstance(record, CorruptFile) or record.get("alive") or record.get("state") in LIVE_STATES:
-            continue
-        ended = record.get("ended")
-        if not isinstance(ended, int | float) or now - ended <= ttl:
-            continue
-        _remove_session(dd, session, record)
-        reaped.append(session)
-        journal.record(
-            dd, "reap", session, f"ended {journal.timestamp(ended)}, past session_ttl", who="looop"
-        )
-    return reaped
+def expired(dd: DataDir, ttl: float) -> list[str]:
+    """Sessions that ended more than `ttl` seconds ago. A live session never is; an unreadable
+    one is left for a human."""
+    now = time.time()
+    return [session for session, record in worker_records(dd) if _expired(record, ttl, now)]
 
 
-def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> None:
+def _expired(record: dict[str, Any] | CorruptFile | None, ttl: float, now: float) -> bool:
+    if not isinstance(record, dict) or record.get("alive") or record.get("state") in LIVE_STATES:
+        return False
+    ended = record.get("ended")
+    return isinstance(ended, int | float) and now - ended > ttl
+
+
+def reap(dd: DataDir, session: str, ttl: float) -> bool:
+    """Remove `session`, with its prompt and settled asks (reports stay), if it is still past its
+    time to live: its record is read again, for it may have been resumed or reaped since it was
+    found expired. Journaled; False if there was nothing to reap."""
+    try:
+        record = read_record(dd, session)
+    except CorruptFile:
+        return False
+    if record is None or not _expired(record, ttl, time.time()):
+        return False
+    problem = _remove_session(dd, session, record)
+    result = f"ended {journal.timestamp(record['ended'])}, past session_ttl"
+    if problem:
+        result += f"; git worktree remove failed: {problem}"
+    journal.record(dd, "reap", session, result, who="looop")
+    return True
+
+
+def _reap_or_tell(dd: DataDir, session: str, ttl: float, failed: Callable[[str], object]) -> None:
+    try:
+        reap(dd, session, ttl)
+    except (OSError, LooopError) as exc:
+        failed(f"housekeeping failed: reaping {session}: {exc}")
+
+
+def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> str | None:
+    """Remove the session's files; why its worktree's removal failed, else None."""
     sandbox = record.get("sandbox") or {}
+    problem = None
     # only the checkout looop made, inside the session's own dir, whatever the record names
-    # (the branch keeps its commits; only the checkout goes)
     if sandbox.get("repo") and sandbox.get("cwd") == str(dd.worktree(session)):
-        subprocess.run(
-            ["git", "-C", str(sandbox["repo"]), "worktree", "remove", "--force", str(sandbox["cwd"])],
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            env=child_env(),
-            check=False,
-        )
+        problem = remove_worktree(Path(sandbox["repo"]), dd.worktree(session))
     for item in iter_asks(dd):
         if not isinstance(item, CorruptFile) and item.worker == session:
             remove(dd.ask(item.id))  # first: an ask without its answer would be pending
             remove(dd.answer(item.id))
     remove(dd.prompt(session))
     remove_tree(dd.session(session))
+    return problem

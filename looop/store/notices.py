@@ -1,13 +1,21 @@
-"""Notices for the human: `notifications.jsonl`, shown by `_ state`, and the optional `notify` hook."""
+"""Notices for the human: `notifications.jsonl`, shown by `_ state`, and the optional `notify` hook.
+
+A verb waits for the hook, so that the user sees its error; in the pulse (`hooks_off_thread`)
+the hook runs on a thread of its own, for its callers are actors that must never wait for it."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
 
 from looop.base import fields
+from looop.base.background import Background
 from looop.base.errors import ConfigError, CorruptFile, InvalidInput
 from looop.base.files import SCHEMA_VERSION, StoreLock, append_line, tail_lines
 from looop.store import journal
@@ -18,19 +26,40 @@ from looop.store.paths import DataDir
 HOOK_TIMEOUT = 15.0
 MAX_NOTICE = 64 * 1024  # bytes of one notice: a tail of the notices stays cheap to read
 KILL_GRACE = 1.0
+HOOK_QUEUE = 32  # notices waiting for the hook in the pulse; the hook is skipped for more (journaled)
+log = logging.getLogger("looop")
+_off_thread: list[Background] = []  # the pulse's hook runner, while `hooks_off_thread` holds
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What became of a notice: always recorded; `hook_error` says if the config hook failed."""
+    """What became of a notice: always recorded; `hook_error` says if the config hook failed;
+    `hook_queued`: it is to run on the pulse's hook thread (which journals a failure)."""
 
     hook_ran: bool
     hook_error: str | None = None
+    hook_queued: bool = False
+
+
+@contextlib.contextmanager
+def hooks_off_thread(drain: float) -> Iterator[None]:
+    """Within (the pulse), `notify` queues the hook for a thread of its own and returns at once;
+    at the end, the hooks still queued get up to `drain` seconds (the process is about to end)."""
+    runner = Background("notify-hook", HOOK_QUEUE)
+    _off_thread.append(runner)
+    try:
+        yield
+    finally:
+        _off_thread.remove(runner)
+        left = runner.drain(drain)
+        if left:
+            log.warning("%s notify hook(s) not run or not finished: looop is stopping", left)
 
 
 def notify(dd: DataDir, message: str, who: str | None = None, wakes: bool = True) -> Delivery:
-    """Record `message` for the human, journal it, and pass it to the config's `notify` command.
-    `wakes` False: it tells of something that wakes the root agent by itself (a worker's end)."""
+    """Record `message` for the human, journal it, and pass it to the config's `notify` command
+    (waited for, except in the pulse: see `hooks_off_thread`). `wakes` False: it tells of
+    something that wakes the root agent by itself (a worker's end)."""
     if not message.strip():
         raise InvalidInput("the notice is empty")
     if len(message.encode(errors="replace")) > MAX_NOTICE:
@@ -48,10 +77,21 @@ def notify(dd: DataDir, message: str, who: str | None = None, wakes: bool = True
         return Delivery(hook_ran=False, hook_error=skipped)
     if not hook:
         return Delivery(hook_ran=False)
+    if not _off_thread:
+        return Delivery(hook_ran=True, hook_error=_deliver(dd, hook, message))
+    if _off_thread[-1].submit(functools.partial(_deliver, dd, hook, message)):
+        return Delivery(hook_ran=False, hook_queued=True)
+    skipped = f"not run: {HOOK_QUEUE} notices already wait for it"
+    journal.record(dd, "notify hook", hook[0], skipped, who="looop")
+    return Delivery(hook_ran=False, hook_error=skipped)
+
+
+def _deliver(dd: DataDir, hook: list[str], message: str) -> str | None:
+    """Run the hook with `message`; journal its failure, which is returned."""
     error = run_hook(hook, message)
     if error:
         journal.record(dd, "notify hook", hook[0], f"failed: {error}", who="looop")
-    return Delivery(hook_ran=True, hook_error=error)
+    return error
 
 
 def run_hook(argv: list[str], message: str) -> str | None:

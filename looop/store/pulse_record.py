@@ -99,14 +99,14 @@ class StatusWriter:
 
     def update(self, **fields: Any) -> bool:
         """Merge `fields` and rewrite the file; False when that failed (the next update retries).
-        `beat=(n, seconds, per_sensor)` and `sensor=(name, meta)` are folded in."""
+        `beat=(seconds, per_sensor)` (one more beat: counted here, for a restarted beat actor
+        counts from 1 again) and `sensor=(name, meta)` are folded in."""
         with self._lock:
             beat = fields.pop("beat", None)
             if beat is not None:
-                number, duration, sensors = beat
-                self._data.update(
-                    beats=number, last_beat_at=time.time(), last_beat_duration=round(duration, 3)
-                )
+                duration, sensors = beat
+                self._data.update(last_beat_at=time.time(), last_beat_duration=round(duration, 3))
+                self._data["beats"] = int(self._data.get("beats", 0)) + 1
                 self._data["sensors"] = sensors
             sensor = fields.pop("sensor", None)
             if sensor is not None:

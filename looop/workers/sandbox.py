@@ -88,6 +88,18 @@ def prepare(dd: DataDir, session: str, cwd: str | None, repo: str | None) -> San
     return Sandbox(path, "worktree", top, branch)
 
 
+def remove_worktree(repo: Path, checkout: Path) -> str | None:
+    """`git worktree remove --force` of a checkout looop made (its branch keeps its commits); it
+    may take up to GIT_TIMEOUT, so never on an actor's thread. Why it failed, else None."""
+    try:
+        done = _run_git(repo, "worktree", "remove", "--force", str(checkout))
+    except LooopError as exc:
+        return exc.message
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+    return None
+
+
 def _run_git(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(

@@ -1,0 +1,32 @@
+"""Test faults, served only by an `up` process started with LOOOP_TEST_FAULTS=1 (the tests set it;
+nothing else does): the request `{"op": "crash", "actor": NAME}` crashes that actor of the tree
+(`server`, `beat`, ...) as a bug in it would, so that its supervision is tested inside a real `up`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from looop.actors.server import Handler
+from looop.supervisor import ThreadCrashed
+
+ENABLE = "LOOOP_TEST_FAULTS"
+
+
+def fault_handlers(actor: Callable[[str], pykka.ActorRef[Any]]) -> dict[str, Handler]:
+    """The `crash` op when faults are enabled, else none; `actor(name)` is the live ref."""
+    if os.environ.get(ENABLE) != "1":
+        return {}
+
+    def crash(request: dict[str, Any]) -> dict[str, Any]:
+        name = str(request.get("actor"))
+        try:
+            actor(name).tell(ThreadCrashed("injected", RuntimeError(f"injected fault in {name}")))
+        except pykka.ActorDeadError:
+            return {"ok": False, "error": f"{name} is not running"}
+        return {"ok": True}
+
+    return {"crash": crash}
