@@ -18,7 +18,7 @@ def make_exe():
     dist = default_python_distribution(python_version = "3.10")
 
     policy = dist.make_python_packaging_policy()
-    # Pure-Python modules load from memory; extension modules (orjson) cannot, so they fall
+    # Pure-Python modules load from memory; extension modules (orjson, psutil) cannot, so they fall
     # back to files in lib/ beside the executable.
     policy.resources_location = "in-memory"
     policy.resources_location_fallback = "filesystem-relative:lib"
@@ -26,7 +26,7 @@ def make_exe():
     config = dist.make_python_interpreter_config()
     # `python -m looop`: looop/__main__.py calls looop.cli.entry.main, the console entry point.
     config.run_module = "looop"
-    # The files in lib/ (orjson's extension) are found by the standard importer, from there.
+    # The files in lib/ (the extensions of orjson and psutil) are found by the standard importer, from there.
     config.filesystem_importer = True
     config.module_search_paths = ["$ORIGIN/lib"]
 
@@ -35,7 +35,7 @@ def make_exe():
         packaging_policy = policy,
         config = config,
     )
-    # looop and its dependencies (pykka, pexpect, ptyprocess, pyte, orjson, fasteners, click),
+    # looop and its dependencies (pykka, pexpect, ptyprocess, pyte, orjson, psutil, fasteners, click),
     # with the seeds as package data of looop.seeds (pyproject.toml maps seeds/ there).
     # CWD is the directory of this file: the checkout, whatever directory pyoxidizer runs from.
     exe.add_python_resources(exe.pip_install([CWD]))

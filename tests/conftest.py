@@ -104,7 +104,8 @@ class Looop:
 
 @pytest.fixture
 def looop(tmp_path: Path) -> Iterator[Looop]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_")}
+    # LOOOP_WATCH passes through: `LOOOP_WATCH=poll pytest` runs every looop process on polling
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOOP_") or k == "LOOOP_WATCH"}
     env.update(
         LOOOP_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path / "home"), PYTHONDONTWRITEBYTECODE="1"
     )

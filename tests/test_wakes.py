@@ -223,3 +223,38 @@ def test_since_a_hash_that_state_printed_wakes_only_on_news(looop: Looop, fleet:
     assert waiter.returncode == 0, err
     assert kinds(orjson.loads(out)) == ["goals"]
     assert looop.run("_", "wait", "--all", "--cursor", "seen").returncode == 0  # any valid name
+
+
+def inotify_fds(pid: int) -> int:
+    """How many inotify descriptors process `pid` holds."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(os.readlink(fd) == "anon_inode:inotify" for fd in fds.iterdir())
+
+
+def test_with_polling_forced_an_ask_a_workers_end_and_a_goal_still_wake_the_root(
+    looop: Looop, up: Up
+) -> None:
+    """LOOOP_WATCH=poll, the watcher looop uses where there is no inotify: `up`, its worker's
+    `_ ask` and `_ wait` list directories instead, and every wake still arrives, with `up` and
+    without it."""
+    looop.env["LOOOP_WATCH"] = "poll"
+    up.configure(interactive=AGENT, idle_after="2s", kill_grace="1s")
+    pid = up.start()
+    settle(looop)
+    waiter = looop.popen("_", "wait", "--json")
+    blocked(waiter, "the wait to block")
+    looop.run("_", "worker", "start", "w1", script("ask Ship it? | yes,no", "say shipped", "exit"))
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert kinds(orjson.loads(out)) == ["ask w1-1"]
+    assert inotify_fds(pid) == 0  # its socket server has been watching all along, by listing
+    looop.run("_", "answer", "w1-1", "yes")  # the worker's `_ ask` sees it by listing too
+    assert kinds(wake(looop)) == ["ended w1"]
+    looop.run("down")
+    waiter = looop.popen("_", "wait", "--json")  # no `up`: its own listing wakes it
+    blocked(waiter, "the wait to block without up")
+    assert inotify_fds(waiter.pid) == 0
+    looop.run("_", "goal", "write", "g1", "body")
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert kinds(orjson.loads(out)) == ["goals"]

@@ -1,5 +1,6 @@
 """Child processes: draining their pipes without blocking, ending their whole group, knowing them
-again by start time (pids are reused)."""
+again by start time (pids are reused). Process facts (start times, zombies, other processes'
+environments) come from psutil, so this runs wherever psutil does; nothing here reads /proc."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # readers use this module's pid checks; only the daemon runs children
     import selectors
     import subprocess
+
+    import psutil  # imported where used: a verb that finds its pid gone never loads it
 
 LEADER_CHECK = 0.25
 
@@ -121,24 +124,43 @@ def popen_waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
     return gone
 
 
-def _stat(pid: int | str) -> list[bytes] | None:
-    """The fields of `/proc/PID/stat` after the command name (state first), or None if gone.
+TICKS = 100  # start times in hundredths of a second since boot: Linux's clock ticks, as recorded before
 
-    The command name may contain spaces and parentheses: the fields follow its last ')'."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
+
+def _since_boot(process: psutil.Process) -> int | None:
+    """When `process` started, in TICKS since boot; None once it is a zombie (it has ended).
+
+    psutil gives seconds since the epoch (boot time plus the start); taking the boot time off again
+    gives on Linux exactly the kernel's ticks, which a step of the wall clock never moves. Raises
+    psutil.Error when the process is gone or unreadable."""
+    import psutil
+
+    with process.oneshot():
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return round((process.create_time() - psutil.boot_time()) * TICKS)
+
+
+def _started(pid: int) -> int | None:
+    """`pid`'s start time (TICKS since boot), None if gone or a zombie; raises psutil.AccessDenied."""
+    import psutil
+
+    if pid <= 0:
         return None
-    return stat[stat.rindex(b")") + 2 :].split()
+    try:
+        return _since_boot(psutil.Process(pid))
+    except psutil.NoSuchProcess:  # gone, or a zombie psutil would not read (ZombieProcess)
+        return None
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None if unknown or gone."""
-    fields = _stat(pid)
-    if fields is None or fields[0] == b"Z":
-        return None  # gone, or a zombie: it has ended
-    return int(fields[19])
+    """The process's start time (TICKS since boot), or None if unknown, gone or a zombie."""
+    import psutil
+
+    try:
+        return _started(pid)
+    except psutil.AccessDenied:
+        return None
 
 
 def is_running(pid: int, recorded_start: int | None = None) -> bool:
@@ -148,56 +170,60 @@ def is_running(pid: int, recorded_start: int | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return False  # gone: known without psutil, which costs a verb its import
     except PermissionError:
         pass
-    now = start_time(pid)
-    if now is None:
-        return not os.path.isdir("/proc")  # with /proc: gone or a zombie; without: trust os.kill
-    return recorded_start is None or now == recorded_start
+    import psutil
+
+    try:
+        now = _started(pid)
+    except psutil.AccessDenied:
+        return True  # this system hides its start from us: trust os.kill
+    return now is not None and (recorded_start is None or now == recorded_start)
 
 
 @dataclass(frozen=True)
 class Proc:
-    """One live process as a /proc scan saw it."""
+    """One live process as a scan of the process table saw it."""
 
     pid: int
     group: int
     start: int
-    env: tuple[bytes, ...]
+    env: Mapping[str, str]
 
-    def has(self, wanted: list[tuple[bytes, bytes]]) -> bool:
-        """Does its environment hold every (b"KEY=", value) in `wanted` (an empty value: any)?"""
-        return all(
-            any(v.startswith(k) and (not want or v[len(k) :] == want) for v in self.env) for k, want in wanted
-        )
+    def has(self, marks: Mapping[str, str]) -> bool:
+        """Does its environment hold every KEY=value in `marks` (an empty value: any)?"""
+        return all(key in self.env and (not want or self.env[key] == want) for key, want in marks.items())
 
-    def contradicts(self, wanted: list[tuple[bytes, bytes]]) -> bool:
+    def contradicts(self, marks: Mapping[str, str]) -> bool:
         """Does it carry one of the keys with another value (another run's process, say)?"""
-        return any(v.startswith(k) and want and v[len(k) :] != want for v in self.env for k, want in wanted)
+        return any(want and key in self.env and self.env[key] != want for key, want in marks.items())
 
 
 def _scan() -> list[Proc]:
-    """Every live process whose environment this user may read (Linux /proc)."""
+    """Every live process whose environment this user may read. Where psutil cannot read
+    environments at all, every process, with none: then only process groups tell."""
+    import psutil
+
+    reads_env = hasattr(psutil.Process, "environ")
     found: list[Proc] = []
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
+    for pid in psutil.pids():
         try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                env = handle.read()
-        except OSError:
+            process = psutil.Process(pid)
+            env = process.environ() if reads_env else {}
+            group = os.getpgid(pid)
+            start = _since_boot(process)
+        except (psutil.Error, OSError):
             continue
-        fields = _stat(entry)
-        if fields is not None and fields[0] != b"Z":  # a zombie has ended
-            found.append(Proc(int(entry), int(fields[2]), int(fields[19]), tuple(env.split(b"\0"))))
+        if start is not None:  # a zombie has ended
+            found.append(Proc(pid, group, start, env))
     return found
 
 
 class _Census:
-    """/proc scans shared by everyone who wants one at the same time: each caller gets a scan
-    that began after it asked (so it sees every process forked before), and ending 200 workers
-    at once reads /proc a few times, not 200 times over."""
+    """Scans shared by everyone who wants one at the same time: each caller gets a scan that
+    began after it asked (so it sees every process forked before), and ending 200 workers at
+    once reads the process table a few times, not 200 times over."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -228,17 +254,12 @@ class _Census:
 census = _Census()
 
 
-def _wanted(marks: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode() + b"=", v.encode()) for k, v in marks.items()]
-
-
 def marked_processes(marks: dict[str, str]) -> dict[int, int]:
     """Live processes whose environment holds every `KEY=value` in `marks` (a key mapped to ""
     only has to be present), as {pid: process group}. This is how looop knows a process it did
-    not start as its own (pids are reused; the marks it put in the environment are not). Linux
-    /proc; processes of other users are unreadable and skipped."""
-    wanted = _wanted(marks)
-    return {p.pid: p.group for p in census.fresh() if p.has(wanted)}
+    not start as its own (pids are reused; the marks it put in the environment are not).
+    Processes whose environment this user may not read (other users') are skipped."""
+    return {p.pid: p.group for p in census.fresh() if p.has(marks)}
 
 
 KILL_WAIT = 5.0  # after the SIGKILL: how long to wait for the kernel to take them
@@ -267,11 +288,8 @@ def end_processes(
     processes are looked for again whenever the known ones are gone. Blocks: run it off an actor.
 
     Each process is known by pid and start time and signalled through a pidfd where the system
-    has them, so a pid reused in the meantime is never hit. Without /proc, only `group` is
-    ended (killpg)."""
-    if not os.path.isdir("/proc"):
-        return _end_group(group, grace)
-    wanted = _wanted(marks)
+    has them (else by its start time just before the signal), so a pid reused in the meantime is
+    never hit."""
     skip = {os.getpid(), *spare}
     signalled: dict[tuple[int, int], signal.Signals] = {}
     handles: dict[tuple[int, int], int | None] = {}
@@ -287,7 +305,7 @@ def end_processes(
                 p
                 for p in census.fresh()
                 if p.pid not in skip
-                and (p.has(wanted) or (p.group == group and (leader_here or not p.contradicts(wanted))))
+                and (p.has(marks) or (p.group == group and (leader_here or not p.contradicts(marks))))
             ]
             now = time.monotonic()
             if not live or now >= give_up:
@@ -313,13 +331,15 @@ def end_processes(
 
 def _leads(pid: int) -> bool:
     """Is process `pid` there, alive or a zombie, leading the process group of its own number?"""
-    fields = _stat(pid)
-    return fields is not None and int(fields[2]) == pid
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
 
 
 def await_gone(pids: Collection[int], timeout: float) -> None:
     """Wait until each of `pids` has exited, or `timeout`: a spared process gets its time."""
-    live = [Proc(pid, 0, start, ()) for pid in pids if (start := start_time(pid)) is not None]
+    live = [Proc(pid, 0, start, {}) for pid in pids if (start := start_time(pid)) is not None]
     handles = {(p.pid, p.start): _open(p) for p in live}
     try:
         _await_exits(live, handles, time.monotonic() + timeout)
@@ -366,25 +386,3 @@ def _await_exits(live: list[Proc], handles: dict[tuple[int, int], int | None], u
         for fd, _ in poller.poll(remaining * 1000):
             poller.unregister(fd)
             waiting.discard(fd)
-
-
-def _end_group(group: int | None, grace: float) -> Ended:
-    """Without /proc: SIGTERM the group, SIGKILL it after `grace`."""
-    if group is None:
-        return Ended(0, None)
-
-    def gone(timeout: float) -> bool:
-        until = time.monotonic() + timeout
-        while True:
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                pass
-            if time.monotonic() >= until:
-                return False
-            time.sleep(0.05)
-
-    how = kill_group(group, grace, gone)
-    return Ended(0, None) if how == "already gone" else Ended(1, how)

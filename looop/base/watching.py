@@ -1,12 +1,17 @@
-"""Block until files change: inotify through libc on Linux, a short poll elsewhere.
+"""Block until files change: inotify through libc on Linux; elsewhere, or with LOOOP_WATCH=poll,
+by listing the watched directories every POLL_INTERVAL.
 
-No extra dependency: the three inotify calls are reached with ctypes.
+No extra dependency: the three inotify calls are reached with ctypes. The fallback polls rather
+than using kqueue (macOS, BSD), because kqueue watches one open descriptor per file or directory,
+and telling what changed inside a directory means listing it again anyway; a listing with one
+stat per entry of a few small directories costs little five times a second.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -37,14 +42,14 @@ WATCH_MASK = (
     | IN_ONLYDIR
 )
 POLL_INTERVAL = 0.2
+POLL_SETTING = "LOOOP_WATCH"  # "poll": list the directories even where inotify works
 EVENT_HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
 
 
-def is_noise(name: bytes, noise: frozenset[str]) -> bool:
+def is_noise(name: str, noise: frozenset[str]) -> bool:
     """True for a dot file (temp and lock files) or an entry named in `noise`: changes that can
     never move what anyone waits on."""
-    text = name.decode(errors="replace")
-    return text.startswith(".") or text in noise
+    return name.startswith(".") or name in noise
 
 
 def relevant(events: bytes, noise: frozenset[str]) -> bool:
@@ -54,25 +59,53 @@ def relevant(events: bytes, noise: frozenset[str]) -> bool:
         _, _, _, length = EVENT_HEADER.unpack_from(events, offset)
         name = events[offset + EVENT_HEADER.size : offset + EVENT_HEADER.size + length].rstrip(b"\0")
         offset += EVENT_HEADER.size + length
-        if not name or not is_noise(name, noise):
+        if not name or not is_noise(name.decode(errors="replace"), noise):
             return True  # an unnamed event is about a watched directory itself, or an overflow
     return False
 
 
 _LIBC = linux_libc() if symbol("inotify_init1") else None
 
+# a directory as a listing saw it: its own inode, and each entry's inode (a file's also its
+# modification time and size; a subdirectory's not: inotify does not see into it either)
+Listing = tuple[int, dict[str, tuple[int, ...]]]
+
+
+def listing(directory: Path, noise: frozenset[str]) -> Listing | None:
+    """What polling compares, noise left out; None when the directory is not there."""
+    entries: dict[str, tuple[int, ...]] = {}
+    try:
+        own = os.stat(directory).st_ino
+        with os.scandir(directory) as found:
+            for entry in found:
+                if is_noise(entry.name, noise):
+                    continue
+                try:
+                    facts = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                is_dir = stat.S_ISDIR(facts.st_mode)
+                entries[entry.name] = (
+                    (facts.st_ino,) if is_dir else (facts.st_ino, facts.st_mtime_ns, facts.st_size)
+                )
+    except OSError:
+        return None
+    return own, entries
+
 
 class DirWatcher:
-    """Watches directories for entries created, written, renamed or deleted."""
+    """Watches directories for entries created, written, renamed or deleted (not below them)."""
 
     def __init__(self, noise: frozenset[str] = frozenset()) -> None:
         self._noise = noise
         self._fd = -1
-        if _LIBC is not None:
-            self._fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._seen: dict[Path, Listing] = {}  # polling: each watched directory as last listed
+        if _LIBC is not None and os.environ.get(POLL_SETTING) != "poll":
+            self._fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)  # -1 (out of them): poll
 
     @property
     def event_driven(self) -> bool:
+        """True with inotify; False when polling: then `wait(0)` lists the directories again."""
         return self._fd >= 0
 
     def fileno(self) -> int:
@@ -80,18 +113,19 @@ class DirWatcher:
         return self._fd
 
     def watch(self, directories: Iterable[Path]) -> None:
-        """Add watches; re-adding a watched directory is cheap, a replaced one gets a new watch."""
-        if _LIBC is None or self._fd < 0:
-            return
+        """Add watches; re-adding a watched directory is cheap, a replaced one gets a new watch.
+        Polling lists a directory when it is first watched: what changes after is seen."""
         for directory in directories:
-            _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), WATCH_MASK)
+            if _LIBC is not None and self._fd >= 0:
+                _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), WATCH_MASK)
+            elif directory not in self._seen and (now := listing(directory, self._noise)) is not None:
+                self._seen[directory] = now
 
     def wait(self, timeout: float | None) -> bool:
         """Block until an event that is not noise, or `timeout`. True when something happened."""
-        if self._fd < 0:
-            time.sleep(POLL_INTERVAL if timeout is None else min(POLL_INTERVAL, max(timeout, 0)))
-            return True
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._fd < 0:
+            return self._poll(deadline)
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([self._fd], [], [], remaining)
@@ -99,6 +133,29 @@ class DirWatcher:
                 return False
             if self._drain():
                 return True
+
+    def _poll(self, deadline: float | None) -> bool:
+        """List the watched directories every POLL_INTERVAL until one differs, or `deadline`."""
+        while True:
+            if self._relisted():
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            time.sleep(POLL_INTERVAL if remaining is None else min(POLL_INTERVAL, remaining))
+
+    def _relisted(self) -> bool:
+        """List each watched directory again; True if one differs. One that is gone is no longer
+        watched (as an inotify watch ends with its directory); `watch` may add it again."""
+        changed = False
+        for directory, before in list(self._seen.items()):
+            now = listing(directory, self._noise)
+            if now is None:
+                del self._seen[directory]
+            else:
+                self._seen[directory] = now
+            changed = changed or now != before
+        return changed
 
     def _drain(self) -> bool:
         """Read every queued event; True if one of them matters."""

@@ -266,6 +266,8 @@ ENVIRONMENT
                                          (with LOOOP_RUN_ID, LOOOP_DATA_DIR
                                          and TERM)
   XDG_STATE_HOME   base of the default data dir
+  LOOOP_WATCH=poll see file changes by listing the watched directories every
+                   0.2 s, not by inotify (as off Linux; for NFS, say)
 
 EXIT CODES
   0 ok  1 error  2 bad input  3 bad config  4 not found  5 conflict

@@ -222,10 +222,9 @@ def wait_via_daemon(
                 remaining = None if deadline is None else deadline - now
                 if remaining is not None and remaining <= 0:
                     return check()
-                bounds = [remaining]
+                bounds = [remaining, None if watcher.event_driven else POLL_INTERVAL]
                 if conn is None:
                     bounds += [recheck and looked + recheck - now]
-                    bounds += [None if watcher.event_driven else POLL_INTERVAL]
                 else:
                     bounds += [heard + SILENCE - now]
                     if unsaid is not None:
@@ -233,7 +232,8 @@ def wait_via_daemon(
                 known = [b for b in bounds if b is not None]
                 readable = [fd for fd in (watcher.fileno(), -1 if conn is None else conn.fileno()) if fd >= 0]
                 ready, _, _ = select.select(readable, [], [], max(0.0, min(known)) if known else None)
-                changed = watcher.wait(0) if watcher.fileno() in ready else not watcher.event_driven
+                # polling, `wait(0)` lists the directories again; inotify, it reads the queued events
+                changed = (not watcher.event_driven or watcher.fileno() in ready) and watcher.wait(0)
                 now = time.monotonic()
                 if changed:
                     unsaid = (now if unsaid is None else unsaid[0], now)
