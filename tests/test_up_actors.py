@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from looop.store.locate import socket_file
-from tests.conftest import Looop, Up, blocked, wait_for
+from tests.conftest import AGENT, Looop, Up, alive, blocked, ended, script, wait_for, worker
 
 FAULTS = {"LOOOP_TEST_FAULTS": "1"}
 
@@ -157,3 +157,38 @@ def test_a_slow_worktree_removal_holds_up_no_beat_and_is_started_once(
     assert not session.exists()
     up.wait_beats(up.pulse()["beats"] + 2)
     assert calls.read_text().count("worktree remove") == 1
+
+
+def test_a_crashed_fleet_ends_its_workers_saying_why_and_the_restarted_fleet_starts_new_ones(
+    looop: Looop, up: Up
+) -> None:
+    up.configure(interactive=AGENT, kill_grace="1s")
+    up.start(**FAULTS)
+    looop.run("_", "worker", "start", "w1", script("ask Go on?", "sleep 60"))
+    pid = worker(looop, "w1")["pid"]
+    wait_for(lambda: looop.state()["asks"], what="w1's ask")
+    crash(looop, "workers")
+    restarted(looop, "workers")
+    record = ended(looop, "w1")  # recorded, its ask cancelled: nothing of it is left pending
+    assert record["state"] == "killed" and "its fleet crashed" in record["end_reason"], record
+    assert not looop.state()["asks"] and not alive(pid)
+    looop.run("_", "worker", "start", "w2", script("say hello", "exit"))
+    assert ended(looop, "w2")["state"] == "exited"
+
+
+def test_a_crashed_session_actor_ends_its_worker_is_not_restarted_and_frees_its_slot(
+    looop: Looop, up: Up
+) -> None:
+    up.configure(interactive=AGENT, kill_grace="1s", max_workers=1)
+    up.start(**FAULTS)
+    looop.run("_", "worker", "start", "w1", script("claim the-db", "sleep 60"))
+    wait_for(lambda: looop.state()["claims"], what="w1's claim")
+    queued = looop.popen("_", "worker", "start", "w2", "--queue", script("say hello", "exit"))
+    wait_for(lambda: "worker start · w2 · queued" in looop.journal(), what="w2 queued")
+    crash(looop, "worker/w1")
+    record = ended(looop, "w1")
+    assert record["state"] == "killed" and "its looop actor crashed" in record["end_reason"], record
+    assert "not restarted (temporary)" in looop.journal() and not looop.state()["claims"]
+    out, err = queued.communicate(timeout=60)  # its slot went to the queued start
+    assert queued.returncode == 0 and out.startswith("worker w2 started"), err
+    assert ended(looop, "w2")["state"] == "exited"

@@ -38,6 +38,7 @@ from looop.supervisor import (
     Restart,
     Supervisor,
     tell_later,
+    tell_quietly,
 )
 from looop.workers.profiles import check_message
 
@@ -359,6 +360,21 @@ class FleetActor(Supervisor):
                 live[crossing.scope].tell(Terminate(f"over budget: {crossing.describe()}", "looop"))
 
     # the end ----------------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Stopped or crashed: each worker is told why before its actor is stopped (and ends it)."""
+        why = "looop is stopping" if self.failure is None else f"its fleet crashed: {self.failure!r}"
+        for worker in self._workers.values():
+            if worker.ref is not None:
+                tell_quietly(worker.ref, Terminate(why, "looop"))
+        super().cleanup()  # stops them: each records its end
+        for start in [*self._queue, *(w.start for w in self._workers.values() if not w.pid)]:
+            start.reply(failure(Conflict(f"worker {start.session} not started: {why}"), "worker_start"))
+        for session, worker in self._workers.items():
+            final = read_record(self.dd, session) or {}
+            ended = {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
+            for killer in worker.killers:
+                killer(ended)
 
     def _end_all(self, end: EndAll) -> None:
         for start in self._queue:

@@ -95,7 +95,8 @@ VERBS (the root agent's; each mutating one is journaled)
   looop _ worker kill ID [--reason T]    end a worker and all it started
   looop _ worker resume ID [PROMPT...]   restart an ended worker, same sandbox
                                          and conversation (config `resume`)
-  `_ worker start --queue` waits for a slot when `max_workers` run.
+  `_ worker start --queue` waits for a slot when `max_workers` run (`_ worker kill`
+  takes it off the queue).
   looop _ notify MESSAGE...              tell the human (journaled, hook)
   Bodies: give them inline, or omit them and pipe them on stdin (heredoc).
   Most mutating verbs take --reason T, which goes into the journal.

@@ -158,7 +158,7 @@ def worker_kill(worker_id: str, reason: str) -> None:
     """End worker ID and every process it started (SIGTERM, then SIGKILL after `kill_grace`).
 
     Its undelivered asks (answered ones too) are cancelled and its claims released. Killing an
-    ended worker is a no-op.
+    ended worker is a no-op; killing a queued one (`start --queue`) takes it off the queue.
     """
     from looop.base.ids import check_session_id
     from looop.world.client import call
