@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -31,18 +31,20 @@ from bench.run import FAKE_AGENT, LOOOP, Bench
 from tests.agent_clis import PACKAGES, Unavailable, agent_environment, install, without_agent_settings
 from tests.model_server import Bash, ModelServer
 
+if TYPE_CHECKING:
+    from looop.world.state_shape import PublicAsk
+
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def first_ask(bench: Bench, worker: str, timeout: float = 120) -> dict[str, Any]:
+def first_ask(bench: Bench, worker: str, timeout: float = 120) -> PublicAsk:
     deadline = time.monotonic() + timeout
     while True:
-        state = orjson.loads(bench.run("_", "state", "--json"))
-        asks = [a for a in state["asks"] if a["worker"] == worker]
+        asks = [a for a in bench.state()["asks"] if a["worker"] == worker]
         if asks:
-            return dict(asks[0])
+            return asks[0]
         if time.monotonic() > deadline:
             raise TimeoutError(f"no ask from {worker}")
         bench.run("_", "wait", "--json", "--timeout", "30", check=False)
@@ -50,8 +52,7 @@ def first_ask(bench: Bench, worker: str, timeout: float = 120) -> dict[str, Any]
 
 def ended(bench: Bench, worker: str) -> None:
     def gone() -> bool:
-        state = orjson.loads(bench.run("_", "state", "--json"))
-        return any(w["id"] == worker and not w["alive"] for w in state["workers"])
+        return any(w["id"] == worker and not w["alive"] for w in bench.state()["workers"])
 
     bench.wait_until(gone, 120)
 

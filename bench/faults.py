@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -44,10 +43,11 @@ def up(bench: Bench) -> int:
     return int(bench.run("up").split("(pid ")[1].split(")")[0])
 
 
-def state(bench: Bench) -> dict[str, Any]:
-    value = orjson.loads(bench.run("_", "state", "--json"))
-    assert isinstance(value, dict)
-    return value
+def first_worker_pid(bench: Bench) -> int:
+    """The pid of the first worker the state lists."""
+    pid = bench.state()["workers"][0].get("pid")
+    assert pid is not None
+    return pid
 
 
 def kill_9(pid: int) -> None:
@@ -64,7 +64,7 @@ def up_killed_mid_ask(bench: Bench) -> Outcome:
     configure(bench)
     pid = up(bench)
     askers = [bench.popen("_", "ask", f"a{i}", "--prompt", f"q{i}") for i in range(5)]
-    bench.wait_until(lambda: len(state(bench)["asks"]) == 5)
+    bench.wait_until(lambda: len(bench.state()["asks"]) == 5)
     kill_9(pid)
     for i in range(5):
         bench.run("_", "answer", f"a{i}-1", f"answer {i}")
@@ -83,9 +83,9 @@ def up_killed_mid_beat(bench: Bench) -> Outcome:
     kill_9(pid)
     began = time.perf_counter()
     up(bench)
-    bench.wait_until(lambda: state(bench)["pulse"]["beats"] >= 1)
+    bench.wait_until(lambda: bench.state()["pulse"]["beats"] >= 1)
     seconds = time.perf_counter() - began
-    readings = state(bench)["snapshots"]
+    readings = bench.state()["snapshots"]
     lost = sum(readings.get(f"s{i}") != f"reading {i}\n" for i in range(10))
     return lost, seconds
 
@@ -95,13 +95,13 @@ def orphaned_worker(bench: Bench) -> Outcome:
     pid = up(bench)
     task = "x\nFAKE: ignore-hup\nFAKE: spawn-child\nFAKE: claim db\nFAKE: ask Still there?\n"
     bench.run("_", "worker", "start", "w1", task)
-    bench.wait_until(lambda: bool(state(bench)["asks"]))
-    worker_pid = state(bench)["workers"][0]["pid"]
+    bench.wait_until(lambda: bool(bench.state()["asks"]))
+    worker_pid = first_worker_pid(bench)
     kill_9(pid)
     began = time.perf_counter()
     up(bench)
     seconds = time.perf_counter() - began
-    after = state(bench)
+    after = bench.state()
     lost = len(after["asks"]) + len(after["claims"]) + alive(worker_pid)
     return lost, seconds
 
@@ -110,12 +110,12 @@ def worker_killed(bench: Bench) -> Outcome:
     configure(bench)
     up(bench)
     bench.run("_", "worker", "start", "w1", "x\nFAKE: claim db\nFAKE: ask Anyone?\n")
-    bench.wait_until(lambda: bool(state(bench)["asks"]))
-    os.kill(state(bench)["workers"][0]["pid"], signal.SIGKILL)
+    bench.wait_until(lambda: bool(bench.state()["asks"]))
+    os.kill(first_worker_pid(bench), signal.SIGKILL)
     began = time.perf_counter()
-    bench.wait_until(lambda: state(bench)["workers"][0]["state"] == "dead")
+    bench.wait_until(lambda: bench.state()["workers"][0]["state"] == "dead")
     seconds = time.perf_counter() - began
-    after = state(bench)
+    after = bench.state()
     return len(after["asks"]) + len(after["claims"]), seconds
 
 
@@ -126,7 +126,7 @@ def verb_storm(bench: Bench) -> Outcome:
     procs = [subprocess.Popen([sys.executable, str(STORM), str(i), "25"], env=bench.env) for i in range(20)]
     failed = sum(p.wait(timeout=300) != 0 for p in procs)
     seconds = time.perf_counter() - began
-    after = state(bench)
+    after = bench.state()
     goals = {f"storm-{i}-{k}" for i in range(20) for k in range(0, 25, 5)} - set(after["goals"])
     claims = 100 - len(after["claims"])
     delivered = sum(

@@ -20,13 +20,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from looop.world.state_shape import PulseStatus, State
 
 BIN_DIR = Path(sys.executable).parent
 LOOOP = str(BIN_DIR / "looop") if (BIN_DIR / "looop").exists() else "looop"
 FAKE_AGENT = Path(__file__).resolve().parent.parent / "tests" / "fake_agent.py"
+
+
+def parsed_state(output: str) -> State:
+    """What `_ state --json` or `_ wait --json` printed, in the state's declared shape."""
+    state: State = orjson.loads(output)
+    return state
 
 
 class Bench:
@@ -62,9 +71,11 @@ class Bench:
             orjson.dumps({"interactive": "pi", "interval": "60s", **settings})
         )
 
-    def pulse(self) -> dict[str, Any]:
-        state = orjson.loads(self.run("_", "state", "--json"))
-        return dict(state["pulse"])
+    def state(self) -> State:
+        return parsed_state(self.run("_", "state", "--json"))
+
+    def pulse(self) -> PulseStatus:
+        return self.state()["pulse"]
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -108,9 +119,9 @@ def ask_wakes_wait(bench: Bench, prompt: str) -> tuple[float, str, subprocess.Po
     asker = bench.popen("_", "ask", "bench", "--prompt", prompt)
     out, _ = waiter.communicate(timeout=30)
     woke = time.time()
-    [ask] = [a for a in orjson.loads(out)["asks"] if a["prompt"] == prompt]
+    [ask] = [a for a in parsed_state(out)["asks"] if a["prompt"] == prompt]
     created = orjson.loads((bench.data / "asks" / f"{ask['id']}.json").read_bytes())["created"]
-    return woke - created, str(ask["id"]), asker
+    return woke - created, ask["id"], asker
 
 
 def wake_latencies(bench: Bench, rounds: int) -> tuple[list[float], list[float]]:
@@ -250,7 +261,7 @@ def ask_throughput(processes: int, asks: int) -> dict[str, float]:
             ]
             answered: set[str] = set()
             while len(answered) < processes * asks:
-                state = orjson.loads(bench.run("_", "wait", "--json"))
+                state = parsed_state(bench.run("_", "wait", "--json"))
                 for ask in state["asks"]:
                     if ask["id"] not in answered:
                         bench.run("_", "answer", ask["id"], "ok")
@@ -276,7 +287,7 @@ def idle_fleet(size: int, idle_seconds: float) -> dict[str, float]:
             started = time.perf_counter() - began
 
             def all_idle() -> bool:
-                workers = orjson.loads(bench.run("_", "state", "--json"))["workers"]
+                workers = bench.state()["workers"]
                 return len(workers) == size and all(w["alive"] and w["state"] == "idle" for w in workers)
 
             bench.wait_until(all_idle, timeout=120)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bench.run import FAKE_AGENT, LOOOP, Bench, ask_wakes_wait, bench_dir, daemon
+from bench.run import FAKE_AGENT, LOOOP, Bench, ask_wakes_wait, bench_dir, daemon, parsed_state
 
 
 def seen_all(bench: Bench) -> None:
@@ -57,7 +57,7 @@ def life(bench: Bench, worker: str, steps: list[str], gates: list[Path]) -> int:
         if done.returncode != 0:
             raise RuntimeError(f"_ wait: exit {done.returncode}: {done.stderr}")
         wakes += 1
-        state = orjson.loads(done.stdout)
+        state = parsed_state(done.stdout)
         for ask in state["asks"]:
             bench.run("_", "answer", ask["id"], "yes", check=False)
         [record] = [w for w in state["workers"] if w["id"] == worker]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from looop.world.state_shape import STATE_VERSION
 from tests.conftest import Looop
 
 
@@ -37,6 +38,7 @@ def test_top_level_help_carries_the_whole_contract(looop: Looop) -> None:
         "looop up",
         "looop down",
         "looop _ worker tell ID MESSAGE...",
+        f"`v` is the state's version ({STATE_VERSION})",
     ):
         assert phrase in text, phrase
     assert not (looop.data).exists(), "help must not create a data dir"

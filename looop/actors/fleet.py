@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from looop.store.config import load_config
 from looop.store.notices import notify
 from looop.store.paths import DataDir
 from looop.store.spend import spend_by_session
-from looop.store.worker_records import live_record, read_record
+from looop.store.worker_records import WorkerRecord, live_record, read_record
 from looop.supervisor import (
     ChildExited,
     ChildSpec,
@@ -41,6 +41,7 @@ from looop.supervisor import (
     tell_quietly,
 )
 from looop.workers.profiles import check_message
+from looop.world.state_shape import State
 
 SPAWN_TIMEOUT = 30.0
 ENDED_SLACK = 10.0  # past the kill grace, for the end to be recorded
@@ -62,7 +63,7 @@ class RefreshWorkers:
     worker its pending ask, claims and spend, and enforce the budget. The reply names the
     workers with a new ask, each of which calls `rendered(id)` once its screen is written."""
 
-    state: dict[str, Any]
+    state: State
     rendered: Callable[[str], None]
 
 
@@ -101,7 +102,7 @@ class _Start:
     task: str
     request: dict[str, Any]
     reply: Reply
-    resumed: dict[str, Any] | None
+    resumed: WorkerRecord | None
 
 
 @dataclass
@@ -240,7 +241,7 @@ class FleetActor(Supervisor):
         cwd = "" if worker.spec is None else str(worker.spec.cwd)
         worker.start.reply({"ok": True, "id": spawned.session, "pid": spawned.pid, "cwd": cwd})
 
-    def _finished(self, session: str, final: dict[str, Any], processes: int | None) -> None:
+    def _finished(self, session: str, final: Mapping[str, Any], processes: int | None) -> None:
         worker = self._workers.pop(session, None)
         if worker is None:
             return
@@ -316,7 +317,7 @@ class FleetActor(Supervisor):
 
     # the world --------------------------------------------------------------------------------
 
-    def _refresh(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
+    def _refresh(self, state: State, rendered: Callable[[str], None]) -> list[str]:
         live = {s: w.ref for s, w in self._workers.items() if w.ref is not None}
         if not live:
             return []
@@ -342,7 +343,7 @@ class FleetActor(Supervisor):
         self._enforce_budget(live, state)
         return asked
 
-    def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]], state: dict[str, Any]) -> None:
+    def _enforce_budget(self, live: dict[str, pykka.ActorRef[Any]], state: State) -> None:
         """Notify each new 80 %/100 % crossing once; stop a live worker past its own budget.
         A broken config counts as none (the state reports it)."""
         limits = state["limits"]["budget"]

@@ -22,6 +22,7 @@ from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.world import protocol
 from looop.world.render import state_output
 from looop.world.state import gather_facts
+from looop.world.state_shape import State
 from looop.world.waiting import watched_dirs
 from looop.world.wakes import digest, news
 
@@ -80,7 +81,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """Answers a request in a thread of its own (it may wait)."""
 Route = Callable[[dict[str, Any], channels.Reply], None]
 """Hands a request on to whoever replies (the fleet); never waits."""
-OnChange = Callable[[dict[str, Any], Callable[[str], None]], list[str]]
+OnChange = Callable[[State, Callable[[str], None]], list[str]]
 """Told the state after each settled change, and a callback for each worker whose screen it
 has asked to be written (named in the returned list) before the waiters are woken."""
 

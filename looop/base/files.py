@@ -9,7 +9,7 @@ import functools
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -154,7 +154,7 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool =
         os.close(dir_fd)
 
 
-def write_json(path: Path, value: dict[str, Any]) -> None:
+def write_json(path: Path, value: Mapping[str, Any]) -> None:
     """Atomically write `value` (stamped with the schema version) as readable JSON."""
     atomic_write(path, orjson.dumps({"v": SCHEMA_VERSION, **value}, option=JSON_OPTIONS))
 

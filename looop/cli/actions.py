@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from looop.store.paths import DataDir
+    from looop.world.state_shape import State
 
 
 def data_dir() -> DataDir:
@@ -47,7 +48,7 @@ def out(text: str) -> None:
     sys.stdout.flush()
 
 
-def emit_state(state: dict[str, Any], as_json: bool) -> None:
+def emit_state(state: State, as_json: bool) -> None:
     from looop.world.render import state_output
 
     sys.stdout.buffer.write(state_output(state, as_json))

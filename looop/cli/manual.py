@@ -46,9 +46,10 @@ ROOT AGENT CONTRACT (for the agent session; "you" below is that agent)
   Your loop:  while true; do state=$(looop _ wait --json --timeout 100); act; done
   * `looop _ wait --json` blocks until there is something to judge that
     you have not seen, then prints the state; its `news` lists what is new:
-      {world_hash, news[], snapshots{name: reading}, asks[{id, worker,
+      {v, world_hash, news[], snapshots{name: reading}, asks[{id, worker,
        prompt, reference, options, urgent}], workers[{id, state, alive}],
        goals[id], journal_tail[], claims, spend, notifications, problems}
+    `v` is the state's version (1): a key changed or gone raises it.
     What wakes it, once per event: a new ask, or one escalated (urgent); a
     worker that ended (except by `_ worker kill`: you know), turned `idle`
     (it finished a turn without ending itself), turned `blocked`, or

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from wcwidth import wcwidth
 
@@ -27,6 +27,9 @@ from looop.store.paths import DataDir
 from looop.world.render import age
 from looop.world.state import gather
 from looop.world.waiting import wait_for_news
+
+if TYPE_CHECKING:
+    from looop.world.state_shape import PulseStatus, SensorRun, State, Worker
 
 REDRAW_EVERY = 2.0  # seconds between redraws of an unchanged world (its ages move)
 ID_WIDTH = 16  # the widest worker id column; longer ids are cut
@@ -111,10 +114,9 @@ def bounded(lines: list[str], room: int, more: Callable[[int], str]) -> list[str
 # the blocks --------------------------------------------------------------------------------------
 
 
-def pulse_line(pulse: dict[str, Any] | None, now: float) -> str:
+def pulse_line(pulse: PulseStatus, now: float) -> str:
     """`pulse: up (pid 12, for 5m, last beat 3s ago)`, or that it is not up."""
-    pulse = pulse or {}
-    if not pulse.get("running"):
+    if not pulse["running"]:
         return "pulse: not up (start it with `looop up`)"
     parts = [f"pid {pulse.get('pid')}", f"for {_since(now, pulse.get('started'))}"]
     if pulse.get("last_beat_at") is not None:
@@ -123,19 +125,19 @@ def pulse_line(pulse: dict[str, Any] | None, now: float) -> str:
     return text + (f"; last error: {pulse['last_error']}" if pulse.get("last_error") else "")
 
 
-def decisions(state: dict[str, Any], now: float) -> list[str]:
+def decisions(state: State, now: float) -> list[str]:
     """One line per ask (urgent first, then oldest first), then per blocked or stalled worker."""
     lines = []
-    for ask in sorted(state["asks"], key=lambda a: (not a.get("urgent"), str(a.get("created")))):
-        flag = "URGENT " if ask.get("urgent") else ""
-        options = f"[{'|'.join(ask['options'])}] " if ask.get("options") else ""
-        since = _since(now, ask.get("created"))
+    for ask in sorted(state["asks"], key=lambda a: (not a["urgent"], a["created"])):
+        flag = "URGENT " if ask["urgent"] else ""
+        options = f"[{'|'.join(ask['options'])}] " if ask["options"] else ""
+        since = _since(now, ask["created"])
         who = f"{flag}{one_line(ask['id'])}  from {one_line(ask['worker'])}, {since}"
         lines.append(f"  {who}: {one_line(options + ask['prompt'])}")
     for worker in state["workers"]:
-        if worker.get("alive") and worker.get("state") in NEEDS_DECISION:
+        if worker["alive"] and worker["state"] in NEEDS_DECISION:
             dialog = worker.get("blocked_by")
-            shown = worker.get("screen_line") or (dialog[-1] if isinstance(dialog, list) and dialog else "")
+            shown = worker["screen_line"] or (dialog[-1] if isinstance(dialog, list) and dialog else "")
             if worker["state"] == "stalled":
                 quiet = max(_number(worker.get("last_output")), _number(worker.get("started")))
                 what = f"stalled, quiet for {_since(now, quiet or None)}"
@@ -149,27 +151,27 @@ def _number(value: object) -> float:
     return finite(value, -math.inf, math.inf) or 0.0
 
 
-def ordered_workers(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ordered_workers(workers: list[Worker]) -> list[Worker]:
     """The live workers as listed, then the ended ones, latest ended first."""
-    ended = [w for w in workers if not w.get("alive")]
+    ended = [w for w in workers if not w["alive"]]
     ended.sort(key=lambda w: -_number(w.get("ended")))
-    return [w for w in workers if w.get("alive")] + ended
+    return [w for w in workers if w["alive"]] + ended
 
 
-def worker_rows(workers: list[dict[str, Any]], now: float) -> list[str]:
+def worker_rows(workers: list[Worker], now: float) -> list[str]:
     """A header, then one row per worker: id, state, age, spend, and its last meaningful screen
     line (an ended worker: the error it showed, else why it ended)."""
     cells = []
     for worker in workers:
-        if worker.get("alive"):
-            last = worker.get("screen_line") or ""
+        if worker["alive"]:
+            last = worker["screen_line"]
         else:
             last = worker.get("error_line") or worker.get("end_reason") or ""
         started = worker.get("started")
         cells.append(
             [
                 clip(one_line(worker["id"]), ID_WIDTH),
-                one_line(worker.get("state")),
+                one_line(worker["state"]),
                 _since(now, started) if started is not None else "?",
                 spend(worker.get("cost") or {}),
                 one_line(last),
@@ -183,32 +185,31 @@ def worker_rows(workers: list[dict[str, Any]], now: float) -> list[str]:
     ]
 
 
-def workers_title(state: dict[str, Any]) -> str:
+def workers_title(state: State) -> str:
     workers = state["workers"]
-    cap = (state.get("limits") or {}).get("max_workers", "?")
+    cap = state["limits"]["max_workers"]
     if not workers:
         return f"workers: none (at most {cap})"
-    working = sum(1 for w in workers if w.get("alive"))
+    working = sum(1 for w in workers if w["alive"])
     return f"workers: {working} working (at most {cap}), {len(workers) - working} ended"
 
 
-def summary(state: dict[str, Any], now: float) -> str:
+def summary(state: State, now: float) -> str:
     """The rest on one line: goals, sensors (the failing and stale ones named), claims,
     spend (of the fleet's budget), notifications (the latest last: the line's end is what a narrow
     terminal cuts)."""
     parts = [_count(len(state["goals"]), "goal")]
-    pulse = state.get("pulse") or {}
-    sensors = pulse.get("sensors")
-    meta: dict[str, Any] = sensors if isinstance(sensors, dict) else {}
+    pulse = state["pulse"]
+    meta: dict[str, SensorRun] = pulse.get("sensors", {})
     names = sorted(set(state["snapshots"]) | set(meta))
-    failing = sorted(n for n in names if isinstance(meta.get(n), dict) and meta[n].get("status") != "ok")
+    failing = sorted(n for n in names if n in meta and meta[n].get("status") != "ok")
     # a reading is stale when no beat of a running pulse has reported on its sensor
-    stale = sorted(names if not pulse.get("running") else (n for n in names if n not in meta))
+    stale = sorted(names if not pulse["running"] else (n for n in names if n not in meta))
     notes = [f"failing: {', '.join(failing)}"] if failing else []
     notes += [f"stale: {', '.join(stale)}"] if stale else []
     parts.append(_count(len(names), "sensor") + (f" ({'; '.join(notes)})" if notes else ""))
     parts.append(_count(len(state["claims"]), "claim"))
-    total, fleet = state["spend"]["total"], (state["spend"].get("budget") or {}).get("fleet") or {}
+    total, fleet = state["spend"]["total"], (state["spend"]["budget"] or {}).get("fleet") or {}
     if total or fleet:
         parts.append(
             "spend "
@@ -219,7 +220,7 @@ def summary(state: dict[str, Any], now: float) -> str:
         latest = notices[-1]
         parts.append(
             _count(len(notices), "notification")
-            + f", latest {_since(now, latest.get('at'))} ago: {latest.get('message')}"
+            + f", latest {_since(now, latest['at'])} ago: {latest['message']}"
         )
     return " · ".join(parts)
 
@@ -233,9 +234,9 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def problems_line(state: dict[str, Any]) -> str | None:
+def problems_line(state: State) -> str | None:
     """The files skipped as unreadable, paths in the data dir shortened: one line, if any."""
-    found = [str(p).replace(state["data_dir"] + "/", "") for p in state["problems"]]
+    found = [p.replace(state["data_dir"] + "/", "") for p in state["problems"]]
     if not found:
         return None
     return f"problems ({len(found)} skipped; see `looop _ state`): {'; '.join(found)}"
@@ -244,7 +245,7 @@ def problems_line(state: dict[str, Any]) -> str | None:
 # the screen --------------------------------------------------------------------------------------
 
 
-def render_status(state: dict[str, Any], columns: int, lines: int, now: float | None = None) -> list[str]:
+def render_status(state: State, columns: int, lines: int, now: float | None = None) -> list[str]:
     """The status as at most `lines - 1` lines (the last line is the shell's prompt, or the
     cursor's), none wider than `columns`."""
     now = time.time() if now is None else now
@@ -266,15 +267,15 @@ def render_status(state: dict[str, Any], columns: int, lines: int, now: float | 
         lambda n: f"  +{n} more (see `looop _ state`)",
     )
     shown_rows = bounded(rows, room - len(shown_decisions), lambda n: _more_workers(workers, rows, n))
-    out = [one_line(pulse_line(state.get("pulse"), now)), title, *shown_decisions]
+    out = [one_line(pulse_line(state["pulse"], now)), title, *shown_decisions]
     spacer = [""] if len(out) + len(shown_rows) + len(header) + 1 + len(tail) + 2 <= budget else []
     out += [*spacer, workers_title(state), *header, *shown_rows, *spacer, *tail]
     return [clip(line, columns) for line in out[:budget]]
 
 
-def _more_workers(workers: list[dict[str, Any]], rows: list[str], left_out: int) -> str:
+def _more_workers(workers: list[Worker], rows: list[str], left_out: int) -> str:
     rest = workers[len(rows) - left_out :]
-    working = sum(1 for w in rest if w.get("alive"))
+    working = sum(1 for w in rest if w["alive"])
     return f"  +{left_out} more workers ({working} working, {left_out - working} ended)"
 
 
@@ -290,7 +291,7 @@ def show(dd: DataDir, out: IO[str] | None = None) -> None:
 CLEAR, HOME, ERASE_LINE, ERASE_BELOW = "\x1b[2J", "\x1b[H", "\x1b[K", "\x1b[J"
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
-NextState = Callable[[str, float], "dict[str, Any]"]
+NextState = Callable[[str, float], "State"]
 
 
 def watch(dd: DataDir) -> None:
@@ -301,7 +302,7 @@ def watch(dd: DataDir) -> None:
 
 
 def keep_drawing(
-    first: dict[str, Any], next_state: NextState, out: IO[str] | None = None, every: float = REDRAW_EVERY
+    first: State, next_state: NextState, out: IO[str] | None = None, every: float = REDRAW_EVERY
 ) -> None:
     """Draw the status of `first`, then of each `next_state(drawn world_hash, every)`: at once
     when the world moves, else every `every` seconds (the ages move). On a terminal each frame

@@ -15,7 +15,7 @@ from looop.store import journal
 from looop.store.childenv import env_problem, looop_bin, worker_env
 from looop.store.config import Config, load_config
 from looop.store.paths import DataDir
-from looop.store.worker_records import read_record
+from looop.store.worker_records import WorkerRecord, read_record
 from looop.workers.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
 from looop.workers.profiles import filled_settings, profile_of
 from looop.workers.sandbox import Sandbox, prepare
@@ -44,7 +44,7 @@ def check_start(request: dict[str, Any]) -> str:
     return task
 
 
-def resumable(dd: DataDir, session: str) -> dict[str, Any]:
+def resumable(dd: DataDir, session: str) -> WorkerRecord:
     """The record of an ended worker that `_ worker resume` can start again, or why not."""
     record = read_record(dd, session)
     if record is None:
@@ -63,7 +63,7 @@ def prepare_start(
     task: str,
     config: Config,
     request: dict[str, Any],
-    resumed: dict[str, Any] | None,
+    resumed: WorkerRecord | None,
 ) -> SessionSpec:
     """Everything that can fail on bad input happens here, before any actor exists."""
     try:

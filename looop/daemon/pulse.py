@@ -52,6 +52,7 @@ from looop.supervisor import (
     tell_quietly,
 )
 from looop.world import client, protocol
+from looop.world.state_shape import State
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
@@ -187,7 +188,7 @@ class Daemon:
         except pykka.ActorDeadError:
             reply({"ok": False, "error": "looop's fleet is restarting: try again in a moment", "code": 1})
 
-    def _refresh_workers(self, state: dict[str, Any], rendered: Callable[[str], None]) -> list[str]:
+    def _refresh_workers(self, state: State, rendered: Callable[[str], None]) -> list[str]:
         """After a settled change (in the socket server's look thread): the fleet tells each
         worker its news and names those with a new ask, whose screens are being written."""
         try:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from looop.base.background import Background
 from looop.base.errors import CorruptFile, LooopError
@@ -22,7 +21,14 @@ from looop.store.asks import cancel_asks_of, iter_asks
 from looop.store.claims import release_claims_of
 from looop.store.config import setting
 from looop.store.paths import DataDir
-from looop.store.worker_records import LIVE_STATES, holder_alive, read_record, session_ids, worker_records
+from looop.store.worker_records import (
+    LIVE_STATES,
+    WorkerRecord,
+    holder_alive,
+    read_record,
+    session_ids,
+    worker_records,
+)
 from looop.workers.sandbox import remove_worktree
 from looop.workers.sensing import SENSOR_MARK
 
@@ -86,7 +92,7 @@ def sweep_temp_files(dd: DataDir, now: float | None = None) -> int:
     return removed
 
 
-def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
+def _bury(dd: DataDir, session: str, record: WorkerRecord) -> Corpse:
     pid = record.get("pid")
     start = record.get("process_start")
     orphaned = False
@@ -102,14 +108,16 @@ def _bury(dd: DataDir, session: str, record: dict[str, Any]) -> Corpse:
         how = "looop died while starting it"
     now = time.time()
     record.update(
-        state="dead",
-        alive=False,
-        orphaned=orphaned,
-        found=now,
-        ended=record.get("ended") or now,
-        end_reason=f"found at up: {how}",
-        pending_ask=None,
-        claims=[],
+        {
+            "state": "dead",
+            "alive": False,
+            "orphaned": orphaned,
+            "found": now,
+            "ended": record.get("ended") or now,
+            "end_reason": f"found at up: {how}",
+            "pending_ask": None,
+            "claims": [],
+        }
     )
     why = f"worker {session} dead (found at up)"
     cancelled = cancel_asks_of(dd, session, why)  # first, as the session actor does at an end
@@ -161,7 +169,7 @@ def expired(dd: DataDir, ttl: float) -> list[str]:
     return [session for session, record in worker_records(dd) if _expired(record, ttl, now)]
 
 
-def _expired(record: dict[str, Any] | CorruptFile | None, ttl: float, now: float) -> bool:
+def _expired(record: WorkerRecord | CorruptFile | None, ttl: float, now: float) -> bool:
     if not isinstance(record, dict) or record.get("alive") or record.get("state") in LIVE_STATES:
         return False
     ended = record.get("ended")
@@ -193,7 +201,7 @@ def _reap_or_tell(dd: DataDir, session: str, ttl: float, failed: Callable[[str],
         failed(f"housekeeping failed: reaping {session}: {exc}")
 
 
-def _remove_session(dd: DataDir, session: str, record: dict[str, Any]) -> str | None:
+def _remove_session(dd: DataDir, session: str, record: WorkerRecord) -> str | None:
     """Remove the session's files; why its worktree's removal failed, else None."""
     sandbox = record.get("sandbox") or {}
     problem = None

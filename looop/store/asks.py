@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from looop.base import fields
 from looop.base.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound
@@ -20,6 +20,20 @@ from looop.base.files import StoreLock, read_json, write_json
 from looop.base.ids import check_id, check_session_id, is_valid_id
 from looop.store import journal
 from looop.store.paths import DataDir
+
+
+class PublicAsk(TypedDict):
+    """An ask as the state shows it (`Ask.public`): times as timestamps, the run left out."""
+
+    id: str
+    worker: str
+    prompt: str
+    reference: str | None
+    options: list[str] | None
+    created: str
+    deadline: str | None
+    default: str | None
+    urgent: bool
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class Ask:
     urgent: bool = False  # escalated to the human: its deadline passed without a default
     run: str | None = None  # the run of the worker that asked; None from outside any run
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> PublicAsk:
         """The fields the root agent sees in the state."""
         return {
             "id": self.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TypedDict
 
 from looop.base import fields
 from looop.base.errors import ClaimHeld, CorruptFile
@@ -15,6 +15,15 @@ from looop.store import journal
 from looop.store.paths import DataDir
 
 
+class PublicClaim(TypedDict):
+    """A lease as the state shows it (`Claim.public`): times as timestamps."""
+
+    resource: str
+    holder: str
+    since: str
+    expires: str | None
+
+
 @dataclass(frozen=True)
 class Claim:
     resource: str
@@ -22,7 +31,7 @@ class Claim:
     since: float
     expires: float | None = None
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> PublicClaim:
         return {
             "resource": self.resource,
             "holder": self.holder,

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import orjson
 
@@ -271,10 +271,22 @@ _KEYS: dict[str, Callable[[object], Any]] = {
 _DEFAULTS = Config(path=Path("config.json"))
 
 
-def safety_settings(config: Config | None) -> dict[str, Any]:
+class SafetySettings(TypedDict):
+    """The `Config` keys marked `safety`, as `_ state` shows them (`limits`)."""
+
+    session_ttl: float
+    stall_after: float
+    max_workers: int
+    budget: dict[str, dict[str, float]] | None
+    ask_deadline: float | None
+    claim_ttl: float | None
+
+
+def safety_settings(config: Config | None) -> SafetySettings:
     """The fleet's safety settings in force (the defaults when the config is unreadable)."""
     shown = config or _DEFAULTS
-    return {key.name: getattr(shown, key.name) for key in fields(Config) if key.metadata.get("safety")}
+    settings = {key.name: getattr(shown, key.name) for key in fields(Config) if key.metadata.get("safety")}
+    return cast(SafetySettings, settings)  # the keys marked `safety` (`tests/test_state_shape.py`)
 
 
 def default_interactive() -> str:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 import orjson
 
@@ -29,6 +30,9 @@ KILL_GRACE = 1.0
 HOOK_QUEUE = 32  # notices waiting for the hook in the pulse; the hook is skipped for more (journaled)
 log = logging.getLogger("looop")
 _off_thread: list[Background] = []  # the pulse's hook runner, while `hooks_off_thread` holds
+# a notice as the state shows it (`recent`): its time as a timestamp; `from` is no name a class
+# can declare
+Notice = TypedDict("Notice", {"at": str, "from": str | None, "message": str, "wakes": bool})
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,9 @@ def run_hook(argv: list[str], message: str) -> str | None:
     return None
 
 
-def recent(dd: DataDir, count: int = 10) -> tuple[list[dict[str, object]], list[str]]:
+def recent(dd: DataDir, count: int = 10) -> tuple[list[Notice], list[str]]:
     """The latest notices, oldest first, and lines describing the ones that cannot be read."""
-    found: list[dict[str, object]] = []
+    found: list[Notice] = []
     problems: list[str] = []
     where = str(dd.notifications)
     for line in tail_lines(dd.notifications, count):

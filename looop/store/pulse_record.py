@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from looop.base import fields
 from looop.base.errors import CorruptFile
@@ -23,7 +23,39 @@ _NUMBERS = {"started": fields.MAX_TIME, "last_beat_at": fields.MAX_TIME, "last_b
 _NUMBERS.update(beats=1e15, restarts=1e15, escalations=1e15)
 
 
-def read_status(dd: DataDir) -> dict[str, Any]:
+class SensorRun(TypedDict, total=False):
+    """A sensor's last run as a beat reports it (any key may be missing from a file made by hand)."""
+
+    status: str
+    exit: int | None
+    duration: float | None
+
+
+class _Running(TypedDict):
+    running: bool  # is the process that wrote the status alive now
+
+
+class PulseStatus(_Running, total=False):
+    """`sessions/pulse/state.json` as `read_status` gives it: any recorded field may be missing."""
+
+    v: int
+    id: str
+    pid: int
+    process_start: int | None
+    started: float
+    status: str
+    beats: int
+    restarts: int
+    escalations: int
+    sensors: dict[str, SensorRun]
+    last_error: str | None
+    write_failures: int
+    last_beat_at: float
+    last_beat_duration: float
+    problems: list[str]  # the fields left out, and why
+
+
+def read_status(dd: DataDir) -> PulseStatus:
     """The recorded status plus `running`: is that very process alive now (pid and start time).
     A field of a wrong type or range is left out and described in `problems`."""
     path = dd.session_state(PULSE_SESSION)
@@ -54,7 +86,10 @@ def read_status(dd: DataDir) -> dict[str, Any]:
         and raw.get("status") in ("starting", "up", "stopping")
         and is_running(pid, start if isinstance(start, int) else None)
     )
-    return {**raw, "running": alive, **({"problems": problems} if problems else {})}
+    status = cast(PulseStatus, {**raw, "running": alive})  # JSON whose typed fields are checked above
+    if problems:
+        status["problems"] = problems
+    return status
 
 
 def _check_sensors(raw: dict[str, Any], where: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from looop.base import fields
 from looop.base.errors import CorruptFile
@@ -23,9 +23,68 @@ from looop.store.paths import PULSE_SESSION, DataDir
 
 LIVE_STATES = ("starting", "running", "idle", "asking", "blocked", "stalled")
 ENDED_STATES = ("exited", "killed", "dead")
+Counter = Literal["idle_count", "blocked_count", "stalled_count"]
 # the session actor's counts of the times a worker turned idle (from running: a finished turn),
 # blocked and stalled; each new one wakes the root agent (`looop.world.wakes`), its undoing does not
-COUNTERS = {"idle": "idle_count", "blocked": "blocked_count", "stalled": "stalled_count"}
+COUNTERS: dict[str, Counter] = {"idle": "idle_count", "blocked": "blocked_count", "stalled": "stalled_count"}
+
+
+class _Recorded(TypedDict, total=False):
+    """The fields of a record that readers pass on as the session actor wrote them."""
+
+    v: int  # the schema version `write_json` stamps; a record without one is version 1
+    command: list[str]
+    cwd: str
+    sandbox: dict[str, Any]  # `Sandbox.public()`
+    agent_session: str | None
+    profile: str
+    run: str
+    started: float
+    pid: int | None
+    pgid: int | None
+    process_start: int | None
+    exit_code: int | None
+    signal: str | None
+    ended: float | None
+    end_reason: str | None
+    killed_by: str | None
+    last_output: float | None
+    idle_count: int
+    blocked_count: int
+    stalled_count: int
+    claims: list[str]
+    cost: dict[str, float]
+    transcript: str
+    screen: str
+    screen_skip: list[str]
+    prompt: str
+    up_pid: int | None
+    up_process_start: int | None
+    blocked_by: list[str]  # while `blocked`: the dialog's screen
+    last_screen: list[str]  # once `stalled`
+    transcript_error: str
+    orphaned: bool  # found dead at `up`: its processes had outlived the `up` before
+    found: float  # when that `up` found it
+
+
+class WorkerRecord(_Recorded, total=False):
+    """`sessions/ID/state.json` as its session actor writes it. Any key may be missing from a
+    record read back (one an earlier looop wrote, or a hand): `check_record` checks the types of
+    the fields readers compute with, not that they are there."""
+
+    id: str
+    state: str
+    alive: bool
+    pending_ask: str | None
+
+
+class ObservedWorker(_Recorded):
+    """A worker as readers see it (`observed`): its record, with what the files decide at once."""
+
+    id: str
+    state: str
+    alive: bool
+    pending_ask: str | None
 
 
 def session_ids(dd: DataDir) -> list[str]:
@@ -36,7 +95,7 @@ def session_ids(dd: DataDir) -> list[str]:
         return []
 
 
-def worker_records(dd: DataDir) -> Iterator[tuple[str, dict[str, Any] | CorruptFile]]:
+def worker_records(dd: DataDir) -> Iterator[tuple[str, WorkerRecord | CorruptFile]]:
     """Each worker session (the pulse's own is not one) with its record, or why it is unreadable."""
     for session in session_ids(dd):
         if session == PULSE_SESSION:
@@ -50,7 +109,7 @@ def worker_records(dd: DataDir) -> Iterator[tuple[str, dict[str, Any] | CorruptF
             yield session, record
 
 
-def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+def read_record(dd: DataDir, session: str) -> WorkerRecord | None:
     """The recorded state of `session`, None when it has none; `CorruptFile` when unreadable or
     when a field readers compute with has a wrong type or range (see `check_record`)."""
     path = dd.session_state(session)
@@ -60,7 +119,7 @@ def read_record(dd: DataDir, session: str) -> dict[str, Any] | None:
         return None
 
 
-def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+def check_record(record: dict[str, Any], where: str) -> WorkerRecord:
     """`record` if the fields readers do arithmetic, timestamps or lookups with are well typed."""
     for key in ("started", "ended", "found", "last_output"):
         fields.optional_number(record, key, where)
@@ -74,10 +133,10 @@ def check_record(record: dict[str, Any], where: str) -> dict[str, Any]:
         fields.optional_text(sandbox, key, f"{where}: sandbox")
     for unit in fields.mapping(record, "cost", where) or {}:
         fields.number(record["cost"], unit, f"{where}: cost", hi=fields.MAX_AMOUNT)
-    return record
+    return cast(WorkerRecord, record)  # JSON whose typed fields are checked above
 
 
-def process_alive(record: dict[str, Any]) -> bool:
+def process_alive(record: WorkerRecord) -> bool:
     """True when the record says alive and that very process (pid and start time) still runs."""
     pid = record.get("pid")
     if not record.get("alive") or not isinstance(pid, int):
@@ -86,27 +145,26 @@ def process_alive(record: dict[str, Any]) -> bool:
     return is_running(pid, start if isinstance(start, int) else None)
 
 
-def babysat(record: dict[str, Any]) -> bool:
+def babysat(record: WorkerRecord) -> bool:
     """True while the `up` process that wrote the record still runs."""
     pid, start = record.get("up_pid"), record.get("up_process_start")
     return isinstance(pid, int) and is_running(pid, start if isinstance(start, int) else None)
 
 
-def observed(record: dict[str, Any], session: str, pending_ask: str | None) -> dict[str, Any]:
+def observed(record: WorkerRecord, session: str, pending_ask: str | None) -> ObservedWorker:
     """The record with the overlays readers apply (see the module's docstring)."""
     state = str(record.get("state", "unknown"))
     alive = bool(record.get("alive")) if babysat(record) else process_alive(record)
-    view = {**record, "id": session, "alive": alive}
+    found_dead: _Recorded = {}
     if record.get("alive") and not alive:
         state = "dead"
-        view["end_reason"] = record.get("end_reason") or "its process is gone (found by a reader)"
+        found_dead["end_reason"] = record.get("end_reason") or "its process is gone (found by a reader)"
     elif alive and pending_ask:
         state = "asking"
     elif state == "asking":  # its ask is settled: the files say so before its babysitter does
         state = "running"
-    view["state"] = state
-    view["pending_ask"] = pending_ask if alive else None
-    return view
+    pending = pending_ask if alive else None
+    return {**record, "id": session, "alive": alive, **found_dead, "state": state, "pending_ask": pending}
 
 
 def holder_alive(dd: DataDir, session: str) -> bool | None:
@@ -115,10 +173,10 @@ def holder_alive(dd: DataDir, session: str) -> bool | None:
         record = read_record(dd, session)
     except CorruptFile:
         return None
-    return None if record is None else bool(observed(record, session, None)["alive"])
+    return None if record is None else observed(record, session, None)["alive"]
 
 
-def live_record(dd: DataDir, session: str) -> dict[str, Any] | None:
+def live_record(dd: DataDir, session: str) -> WorkerRecord | None:
     """The record of `session` if its worker is alive now, else None (a corrupt record counts as
     not alive: nothing trustworthy claims the id)."""
     try:

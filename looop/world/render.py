@@ -4,12 +4,15 @@ prefer text: what needs a decision first, then who is working, then what is done
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from looop.base.fields import MAX_TIME, finite
 from looop.base.ids import printable
+
+if TYPE_CHECKING:
+    from looop.world.state_shape import PublicAsk, PulseStatus, State, Worker
 
 MAX_LINES_PER_READING = 6
 SCREEN_WIDTH = 48
@@ -51,15 +54,15 @@ def table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     ]
 
 
-def _asks(asks: list[dict[str, Any]]) -> list[str]:
+def _asks(asks: list[PublicAsk]) -> list[str]:
     if not asks:
         return ["\nneeds a decision: nothing"]
     out = [f"\nneeds a decision ({len(asks)}):"]
-    for ask in sorted(asks, key=lambda a: not a.get("urgent")):
+    for ask in sorted(asks, key=lambda a: not a["urgent"]):
         options = f"  [{' | '.join(ask['options'])}]" if ask["options"] else ""
-        flag = "URGENT " if ask.get("urgent") else ""
-        due = f", default {ask['default']!r} at {ask['deadline']}" if ask.get("default") else ""
-        if ask.get("deadline") and not ask.get("default"):
+        flag = "URGENT " if ask["urgent"] else ""
+        due = f", default {ask['default']!r} at {ask['deadline']}" if ask["default"] else ""
+        if ask["deadline"] and not ask["default"]:
             due = f", deadline {ask['deadline']}"
         out.append(f"  {flag}{ask['id']}  from {ask['worker']}, since {ask['created']}{due}{options}")
         out.extend(_indent(ask["prompt"]))
@@ -68,7 +71,7 @@ def _asks(asks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str]:
+def _workers(workers: list[Worker], now: float, cap: object) -> list[str]:
     if not workers:
         return [f"\nworkers: none (at most {cap})"]
     working = [w for w in workers if w["alive"]]
@@ -78,7 +81,7 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
     for worker in working + done[:DONE_SHOWN]:
         started = _time(worker.get("started")) or now
         if worker["alive"]:
-            last = worker.get("screen_line") or ""
+            last = worker["screen_line"]
         else:  # why it ended: the error it showed, if it failed and showed one
             last = worker.get("error_line") or worker.get("end_reason") or ""
         rows.append(
@@ -87,7 +90,7 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
                 worker["state"],
                 age(now - started),
                 money(worker.get("cost") or {}),
-                worker.get("pending_ask") or "-",
+                worker["pending_ask"] or "-",
                 last[:SCREEN_WIDTH] + ("…" if len(last) > SCREEN_WIDTH else ""),
             ]
         )
@@ -97,14 +100,14 @@ def _workers(workers: list[dict[str, Any]], now: float, cap: object) -> list[str
     return out
 
 
-def pulse_summary(status: dict[str, Any], now: float | None = None) -> str:
+def pulse_summary(status: PulseStatus, now: float | None = None) -> str:
     """One line: `up (pid 12, for 5m, 40 beats, last 3s ago in 0.21s, 0 restarts)` or why not.
-    Any field may be missing or of any type (`read_status` leaves bad ones out)."""
+    Any field but `running` may be missing (`read_status` leaves bad ones out)."""
     now = time.time() if now is None else now
-    if not status.get("running"):
+    if not status["running"]:
         return "not running (start it with `looop up`)"
 
-    def number(key: str) -> float | None:
+    def number(key: Literal["started", "last_beat_at", "last_beat_duration"]) -> float | None:
         return finite(status.get(key), 0.0, MAX_TIME)
 
     started = number("started")
@@ -120,21 +123,19 @@ def pulse_summary(status: dict[str, Any], now: float | None = None) -> str:
     return text
 
 
-def render_state(state: dict[str, Any], now: float | None = None) -> str:
+def render_state(state: State, now: float | None = None) -> str:
     """A compact multi-section summary of `gather()`'s result."""
     now = time.time() if now is None else now
     out = [f"looop  world {state['world_hash']}  data {state['data_dir']}"]
-    pulse = state.get("pulse")
-    if pulse is not None:
-        out.append(f"pulse: {pulse_summary(pulse)}")
-        sensors = pulse.get("sensors") if pulse.get("running") else None
-        for name, meta in sorted(sensors.items()) if isinstance(sensors, dict) else []:
-            duration = _time(meta.get("duration")) if isinstance(meta, dict) else None
-            meta = meta if isinstance(meta, dict) else {}
-            took = "?" if duration is None else f"{duration:.2f}s"
-            out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
+    pulse = state["pulse"]
+    out.append(f"pulse: {pulse_summary(pulse)}")
+    sensors = pulse.get("sensors", {}) if pulse["running"] else {}
+    for name, meta in sorted(sensors.items()):
+        duration = _time(meta.get("duration"))
+        took = "?" if duration is None else f"{duration:.2f}s"
+        out.append(f"  sensor {name}: {meta.get('status')} (exit {meta.get('exit')}, {took})")
     out.extend(_asks(state["asks"]))
-    out.extend(_workers(state["workers"], now, (state.get("limits") or {}).get("max_workers", "?")))
+    out.extend(_workers(state["workers"], now, state["limits"]["max_workers"]))
     goals = state["goals"]
     out.append(f"\ngoals ({len(goals)}): {', '.join(goals)}" if goals else "\ngoals: none")
     snapshots = state["snapshots"]
@@ -147,12 +148,11 @@ def render_state(state: dict[str, Any], now: float | None = None) -> str:
     if state["claims"]:
         out.append("\nclaims:")
         rows = [["RESOURCE", "HOLDER", "SINCE", "EXPIRES"]]
-        rows += [[c["resource"], c["holder"], c["since"], c.get("expires") or "-"] for c in state["claims"]]
+        rows += [[c["resource"], c["holder"], c["since"], c["expires"] or "-"] for c in state["claims"]]
         out.extend(table(rows))
     spend = state["spend"]
-    if spend["total"] or spend.get("budget"):
-        limits = spend.get("budget") or {}
-        out.append(f"\nspend: {money(spend['total'])}" + _limits(limits))
+    if spend["total"] or spend["budget"]:
+        out.append(f"\nspend: {money(spend['total'])}" + _limits(spend["budget"] or {}))
     if state["notifications"]:
         out.append("\nnotifications (latest last):")
         out.extend(f"  {n['at']} {n['from']}: {n['message']}" for n in state["notifications"][-5:])
@@ -175,6 +175,6 @@ def json_bytes(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
-def state_output(state: dict[str, Any], as_json: bool) -> bytes:
+def state_output(state: State, as_json: bool) -> bytes:
     """The state as `_ state` prints it: JSON, or the readable summary."""
     return json_bytes(state) if as_json else render_state(state).encode()

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import os
 import re
-from typing import Any
 
 from looop.base.errors import ConfigError, CorruptFile
 from looop.base.ids import is_valid_id
@@ -20,7 +19,8 @@ from looop.store.memory import list_goals
 from looop.store.paths import DataDir
 from looop.store.pulse_record import read_status
 from looop.store.spend import spend_by_session
-from looop.store.worker_records import observed, worker_records
+from looop.store.worker_records import ObservedWorker, observed, worker_records
+from looop.world.state_shape import STATE_VERSION, ErrorLine, State, Worker
 from looop.world.wakes import digest, wake_facts
 
 # A screen line that reads like the reason a worker failed (shown for a worker that ended badly)
@@ -52,23 +52,23 @@ def read_snapshots(dd: DataDir) -> dict[str, str]:
 
 def read_workers(
     dd: DataDir, pending_by_worker: dict[str, str] | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each worker's state as readers see it (`sessions.observed`), and lines describing unreadable
+) -> tuple[list[Worker], list[str]]:
+    """Each worker's state as readers see it (`worker_records.observed`), and lines describing unreadable
     state files. `pending_by_worker` maps a worker to its oldest pending ask."""
     pending = pending_by_worker or {}
-    workers: list[dict[str, Any]] = []
+    workers: list[Worker] = []
     problems: list[str] = []
     for session, record in worker_records(dd):
         if isinstance(record, CorruptFile):
             problems.append(record.message)
             continue
-        view = observed(record, session, pending.get(session))
+        seen = observed(record, session, pending.get(session))
         skip = record.get("screen_skip")
         lines = screen_lines(dd, session, tuple(skip) if isinstance(skip, list) else ())
-        view["screen_line"] = lines[-1] if lines else ""
-        if _failed(view):
-            view["error_line"] = next((line for line in reversed(lines) if ERROR_LINE.search(line)), "")
-        workers.append(view)
+        failure: ErrorLine = {}
+        if _failed(seen):
+            failure["error_line"] = next((line for line in reversed(lines) if ERROR_LINE.search(line)), "")
+        workers.append({**seen, "screen_line": lines[-1] if lines else "", **failure})
     return workers, problems
 
 
@@ -103,19 +103,19 @@ def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
-def _failed(view: dict[str, Any]) -> bool:
+def _failed(view: ObservedWorker) -> bool:
     """Did this worker end on its own badly: a non-zero exit, or a signal nobody sent it?"""
-    if view.get("alive"):
+    if view["alive"]:
         return False
-    return view.get("state") == "dead" or (view.get("state") == "exited" and view.get("exit_code") != 0)
+    return view["state"] == "dead" or (view["state"] == "exited" and view.get("exit_code") != 0)
 
 
-def gather(dd: DataDir, journal_count: int = 20) -> dict[str, Any]:
-    """The full state: `{world_hash, snapshots, asks, workers, goals, journal_tail, ..., pulse}`."""
+def gather(dd: DataDir, journal_count: int = 20) -> State:
+    """The full state (see `looop.world.state_shape`)."""
     return gather_facts(dd, journal_count)[0]
 
 
-def gather_facts(dd: DataDir, journal_count: int = 20) -> tuple[dict[str, Any], Facts]:
+def gather_facts(dd: DataDir, journal_count: int = 20) -> tuple[State, Facts]:
     """The full state, and the facts that wake a reader of `_ wait` (its `world_hash` digests them)."""
     snapshots = read_snapshots(dd)
     asks, problems = pending_asks(dd)
@@ -138,7 +138,8 @@ def gather_facts(dd: DataDir, journal_count: int = 20) -> tuple[dict[str, Any], 
     problems += notice_problems + pulse.pop("problems", [])
     public_asks = [a.public() for a in asks]
     facts = wake_facts(snapshots, public_asks, workers, goals, notices)
-    state = {
+    state: State = {
+        "v": STATE_VERSION,
         "world_hash": digest(facts),
         "data_dir": str(dd.root),
         "snapshots": snapshots,

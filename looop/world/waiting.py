@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from looop.store.cursors import read_cursor, recall, remember
 from looop.store.paths import DataDir
 from looop.store.worker_records import session_ids
 from looop.world.client import wait_via_daemon
 from looop.world.state import gather_facts
+from looop.world.state_shape import State
 from looop.world.wakes import news
 
 RECHECK = 2.0  # without `up`, how often to look again for what no file announces (a worker gone)
@@ -24,7 +24,7 @@ def watched_dirs(dd: DataDir) -> list[Path]:
 
 def wait_for_news(
     dd: DataDir, since: str | None, cursor: str | None, everything: bool, timeout: float | None
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[State, bool]:
     """The state once it holds news for the reader, and whether it did before `timeout`.
 
     The reader is `since` (a world hash it was shown) when given, else the cursor `cursor` (None:
@@ -33,13 +33,12 @@ def wait_for_news(
     printed the state, so that a `_ wait` killed before then loses nothing."""
     base = since if since is not None else read_cursor(dd, cursor)
     seen = recall(dd, base)
-    latest: dict[str, Any] = {}
+    latest: list[State] = []  # the last state read
 
-    def check() -> dict[str, Any] | None:
+    def check() -> State | None:
         state, facts = gather_facts(dd)
         state["news"] = news(facts, seen, base)
-        latest.clear()
-        latest.update(state)
+        latest[:] = [state]
         remember(dd, state["world_hash"], facts)  # it may be printed: a `--since` of it works
         return state if everything or state["news"] else None
 
@@ -47,5 +46,5 @@ def wait_for_news(
         dd, {"op": "wait", "since": base}, lambda: watched_dirs(dd), check, timeout, RECHECK
     )
     if state is None:
-        return latest, False
+        return latest[0], False  # `check` ran at least once: at the timeout
     return state, True

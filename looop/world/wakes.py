@@ -23,46 +23,49 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from looop.store.cursors import Facts
 from looop.store.worker_records import COUNTERS, ENDED_STATES
 
+if TYPE_CHECKING:
+    from looop.world.state_shape import Notice, PublicAsk, Worker
+
 
 def _short(text: str) -> str:
     return hashlib.sha256(text.encode(errors="replace")).hexdigest()[:12]
 
 
-def worker_facts(worker: Mapping[str, Any]) -> set[str]:
-    """The facts one worker's view (as `sessions.observed` gives it) contributes."""
-    wid = str(worker.get("id"))
+def worker_facts(worker: Worker) -> set[str]:
+    """The facts one worker's view (as `worker_records.observed` gives it) contributes."""
+    wid = worker["id"]
     run = str(worker.get("run") or "")[:8]
     facts = set()
     for name, key in COUNTERS.items():
         count = worker.get(key)
         if isinstance(count, int | float) and count > 0:
             facts.add(f"{name} {wid} #{count:g} run {run}")
-    state = worker.get("state")
+    state = worker["state"]
     by_kill_verb = state == "killed" and worker.get("killed_by") == "root"
-    if not worker.get("alive") and state in ENDED_STATES and not by_kill_verb:
+    if not worker["alive"] and state in ENDED_STATES and not by_kill_verb:
         facts.add(f"ended {wid} {state} run {run}")
     return facts
 
 
 def wake_facts(
     snapshots: Mapping[str, str],
-    asks: Iterable[Mapping[str, Any]],
-    workers: Iterable[Mapping[str, Any]],
+    asks: Iterable[PublicAsk],
+    workers: Iterable[Worker],
     goals: Iterable[str],
-    notices: Iterable[Mapping[str, Any]],
+    notices: Iterable[Notice],
 ) -> Facts:
     """Every fact of the world that would wake a reader who has not seen it."""
     facts: set[str] = set()
     for ask in asks:
         facts.add(f"ask {ask['id']}")
-        if ask.get("urgent"):
+        if ask["urgent"]:
             facts.add(f"urgent {ask['id']}")
     for worker in workers:
         facts |= worker_facts(worker)
@@ -70,8 +73,8 @@ def wake_facts(
         facts.add(f"reading {name} {_short(reading)}")
     facts.add(f"goals {_short(' '.join(sorted(goals)))}")
     for notice in notices:
-        if notice.get("from") != "root" and notice.get("wakes") is not False:
-            facts.add(f"notice {_short(str(notice.get('at')) + str(notice.get('message')))}")
+        if notice["from"] != "root" and notice["wakes"]:
+            facts.add(f"notice {_short(notice['at'] + notice['message'])}")
     return frozenset(facts)
 
 
