@@ -155,8 +155,9 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool =
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:
-    """Atomically write `value` (stamped with the schema version) as readable JSON."""
-    atomic_write(path, orjson.dumps({"v": SCHEMA_VERSION, **value}, option=JSON_OPTIONS))
+    """Atomically write `value` as readable JSON, stamped with this looop's schema version: what it
+    writes is in its own schema, whichever one a record it rewrites was read from."""
+    atomic_write(path, orjson.dumps({**value, "v": SCHEMA_VERSION}, option=JSON_OPTIONS))
 
 
 def read_json(path: Path) -> dict[str, Any]:
