@@ -359,3 +359,16 @@ def ensure_dir(path: Path) -> None:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     else:
         os.close(_walk(*split, create=True))
+
+
+Identity = tuple[int, int, int]
+"""What tells a file from another made at the same path: device, inode (which a new file may
+reuse at once) and its change time (which nothing changes on a lock file after it is made)."""
+
+
+def identity(path: Path) -> Identity:
+    return identity_of(os.stat(path))
+
+
+def identity_of(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_ctime_ns

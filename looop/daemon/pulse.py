@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pykka
@@ -28,6 +27,7 @@ from looop.actors.fleet import ENDED_SLACK, EndAll, FleetActor, LiveWorkers, Ref
 from looop.actors.server import ServerActor
 from looop.base.background import Background
 from looop.base.errors import StorageError
+from looop.base.files import Identity, identity
 from looop.daemon.channels import Reply
 from looop.daemon.faults import fault_handlers
 from looop.daemon.recovery import REAP_QUEUE, recover
@@ -257,16 +257,3 @@ def signal_ready(fd: int | None, message: str) -> None:
     with contextlib.suppress(OSError):
         os.write(fd, (message + "\n").encode())
         os.close(fd)
-
-
-Identity = tuple[int, int, int]
-"""What tells a file from another made at the same path: device, inode (which a new file may
-reuse at once) and its change time (which nothing changes on a lock file after it is made)."""
-
-
-def identity(path: Path) -> Identity:
-    return identity_of(os.stat(path))
-
-
-def identity_of(info: os.stat_result) -> Identity:
-    return info.st_dev, info.st_ino, info.st_ctime_ns

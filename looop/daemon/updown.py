@@ -17,9 +17,9 @@ from typing import Any
 import fasteners
 
 from looop.base.errors import Conflict, LooopError
-from looop.base.files import open_private, private_lock, read_json, write_json
+from looop.base.files import Identity, identity_of, open_private, private_lock, read_json, write_json
 from looop.base.processes import is_running, start_time
-from looop.daemon.pulse import READY_TIMEOUT, STOP_TIMEOUT, Daemon, Identity, identity_of, signal_ready
+from looop.daemon.pulse import READY_TIMEOUT, STOP_TIMEOUT, Daemon, signal_ready
 from looop.store.childenv import child_env
 from looop.store.config import load_config
 from looop.store.notices import HOOK_TIMEOUT, KILL_GRACE, hooks_off_thread

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 from looop.base.processes import KILL_WAIT, Ended, await_gone, end_processes
+from looop.store.childenv import run_marks
 
 SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
 
@@ -19,7 +20,7 @@ class RunSweep:
     """Ends the processes of one run once; `ended` says what that took, once it is done."""
 
     def __init__(self, run: str, kill_grace: float, spawn: Callable[[Callable[[], None]], object]) -> None:
-        self.marks = {"LOOOP_RUN_ID": run}  # unique; kept under another data dir too
+        self.marks = run_marks(run)
         self.kill_grace = kill_grace
         self._spawn = spawn
         self._started = False
