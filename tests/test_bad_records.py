@@ -103,6 +103,58 @@ def test_a_claim_with_a_huge_expiry_is_a_problem(looop: Looop) -> None:
     state_lists(looop, "expires")
 
 
+def test_records_written_before_v_read_as_version_1_and_new_ones_carry_it(looop: Looop) -> None:
+    plant_ask(looop)  # as an older looop wrote it: no `v`
+    assert [a["id"] for a in looop.state()["asks"]] == ["w9-1"]
+    looop.run("_", "answer", "w9-1", "yes")
+    answer = looop.data / "answers" / "w9-1.json"
+    assert orjson.loads(answer.read_bytes())["v"] == 1
+    answer.write_bytes(orjson.dumps({"id": "w9-1", "answer": "yes", "answered_at": 1.0}))
+    looop.run("_", "claim", "w1", "thing")
+    claim = looop.data / "claims" / "thing.json"
+    assert orjson.loads(claim.read_bytes())["v"] == 1
+    claim.write_bytes(orjson.dumps({"resource": "thing", "holder": "w1", "since": 1.0, "expires": None}))
+    state = looop.state()
+    assert (state["asks"], state["problems"]) == ([], [])
+    assert [(c["resource"], c["holder"]) for c in state["claims"]] == [("thing", "w1")]
+    assert "claimed by w1" in looop.run("_", "claim", "w2", "thing", code=6).stderr
+
+
+def plant_newer(looop: Looop, record: str) -> tuple[Path, tuple[str, ...]]:
+    """A file of `record` as a newer looop would write it, and a move that would rewrite it."""
+    if record == "ask":
+        plant_ask(looop, v=2)
+        return looop.data / "asks" / "w9-1.json", ("_", "answer", "w9-1", "yes")
+    if record == "answer":
+        plant_ask(looop)
+        path = looop.data / "answers" / "w9-1.json"
+        path.write_bytes(orjson.dumps({"v": 2, "id": "w9-1", "answer": "no", "answered_at": 1.0}))
+        return path, ("_", "answer", "w9-1", "yes")
+    looop.run("_", "claim", "w1", "thing")
+    path = looop.data / "claims" / "thing.json"
+    path.write_bytes(orjson.dumps({**orjson.loads(path.read_bytes()), "v": 2}))
+    return path, ("_", "claim", "w2", "thing")
+
+
+@pytest.mark.parametrize("record", ["ask", "answer", "claim"])
+def test_a_record_of_a_newer_looop_is_a_problem_and_never_rewritten(looop: Looop, record: str) -> None:
+    path, move = plant_newer(looop, record)
+    before = path.read_bytes()
+    state_lists(looop, "written by a newer looop (schema v2; this one reads up to v1)")
+    assert looop.state()["asks"] == looop.state()["claims"] == []
+    one_line_error(looop.run(*move, code=9))
+    if record == "claim":
+        one_line_error(looop.run("_", "unclaim", "w1", "thing", code=9))
+    assert path.read_bytes() == before
+    assert record == "answer" or not (looop.data / "answers" / "w9-1.json").exists()
+
+
+@pytest.mark.parametrize("v", ["2", 0, True, 1.5, None])
+def test_an_ask_with_a_bad_schema_version_is_a_problem(looop: Looop, v: object) -> None:
+    plant_ask(looop, v=v)
+    state_lists(looop, "key 'v'")
+
+
 def test_a_notification_with_a_bad_time_is_a_problem(looop: Looop) -> None:
     looop.run("_", "notify", "first")
     with (looop.data / "notifications.jsonl").open("a") as handle:

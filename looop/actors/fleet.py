@@ -25,7 +25,6 @@ from looop.daemon.channels import Reply, failure
 from looop.daemon.launch import check_start, prepare_start, resumable, session_of
 from looop.store import budget, journal
 from looop.store.config import load_config
-from looop.store.notices import notify
 from looop.store.paths import DataDir
 from looop.store.spend import spend_by_session
 from looop.store.worker_records import WorkerRecord, live_record, read_record
@@ -350,12 +349,7 @@ class FleetActor(Supervisor):
         if not limits:
             return
         found = budget.crossings(limits, state["spend"]["by_session"], state["spend"]["total"])
-        for crossing in budget.new_notices(self.dd, found):
-            consequence = ""
-            if crossing.level == 100:
-                consequence = "; new workers are refused" if crossing.scope == "fleet" else "; it is stopped"
-            journal.record(self.dd, "budget", crossing.scope, crossing.describe() + consequence, who="looop")
-            notify(self.dd, crossing.describe() + consequence, who="looop")
+        budget.announce(self.dd, found)
         for crossing in found:
             if crossing.level == 100 and crossing.scope in live:
                 live[crossing.scope].tell(Terminate(f"over budget: {crossing.describe()}", "looop"))

@@ -14,6 +14,7 @@ from typing import Any
 
 from looop.actors.session import RENDER_WAIT
 from looop.base.errors import LooopError
+from looop.base.files import Identity, identity
 from looop.base.watching import DirWatcher
 from looop.daemon import channels
 from looop.store.cursors import Facts, recall, remember
@@ -100,10 +101,6 @@ class _WorldWaiter:
     seen: Facts | None
 
 
-def _identity(info: os.stat_result) -> tuple[int, int, int]:
-    return info.st_dev, info.st_ino, info.st_ctime_ns  # an inode number alone may be reused
-
-
 def _format(request: dict[str, Any]) -> bool:
     return request.get("format") != "text"
 
@@ -129,7 +126,7 @@ class ServerActor(SupervisedActor):
         self.routes = routes or {}
         self.on_change = on_change
         self._server: socket.socket | None = None
-        self._bound: tuple[int, int, int] | None = None  # the socket file it bound
+        self._bound: Identity | None = None  # the socket file it bound
         self._closing = threading.Event()
         self._world_waiters: list[_WorldWaiter] = []
         self._answer_waiters: list[tuple[channels.Channel, str]] = []
@@ -145,7 +142,7 @@ class ServerActor(SupervisedActor):
 
     def started(self) -> None:
         self._server = channels.listen(self.dd)
-        self._bound = _identity(os.stat(protocol.socket_path(self.dd)))
+        self._bound = identity(protocol.socket_path(self.dd))
         self.spawn(self._accept_loop, "server-accept")
         self.spawn(self._watch_loop, "server-watch")
 
@@ -155,7 +152,7 @@ class ServerActor(SupervisedActor):
             self._server.close()
             path = protocol.socket_path(self.dd)
             with contextlib.suppress(FileNotFoundError):
-                if _identity(os.stat(path)) == self._bound:  # not a new `up`'s (our data dir went)
+                if identity(path) == self._bound:  # not a new `up`'s (our data dir went)
                     os.unlink(path)
         for channel in [w.channel for w in self._world_waiters] + [c for c, _ in self._answer_waiters]:
             channel.reply({"ok": False, "error": "looop is going down"})

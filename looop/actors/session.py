@@ -4,7 +4,8 @@ A temporary child of the fleet (the workers' supervisor, `looop.actors.fleet`), 
 when its agent has spawned (`Spawned`) and when the worker's end is recorded (`Finished`): a worker that
 ends, however it ends, is recorded and never restarted by itself. The pty belongs to a thread of
 the actor's (`pty_session.PtySession.pump`), which tells the actor what happens; the actor is the
-only writer of the state file.
+only writer of the state file. It owns the plain parts that do the rest: `dialog_asks.DialogAsks`,
+`typist.Typist` and `run_sweep.RunSweep` (in `looop.workers`); its messages are `session_messages`'.
 """
 
 from __future__ import annotations
@@ -13,113 +14,50 @@ import contextlib
 import copy
 import logging
 import os
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pykka
 
 from looop.base.errors import Conflict, LooopError
 from looop.base.files import write_json
-from looop.base.processes import KILL_WAIT, Ended, await_gone, end_processes, start_time
+from looop.base.processes import KILL_WAIT, start_time
 from looop.daemon.channels import Reply, failure
+from looop.daemon.session_messages import Finished, Refresh, SessionSpec, Spawned, Tell, Terminate
 from looop.store import journal
-from looop.store.asks import cancel_ask, cancel_asks_of, collect_answer, open_ask
+from looop.store.asks import cancel_asks_of
 from looop.store.claims import release_claims_of
 from looop.store.paths import DataDir
 from looop.store.spend import cost_totals
-from looop.store.worker_records import COUNTERS
+from looop.store.worker_records import new_record, set_live_state
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
-from looop.workers.profiles import GENERIC, Dialog, Profile, shown_dialog, shows_blocked, typed_message
+from looop.workers.dialog_asks import DialogAsks, dialog_in_the_way, last_lines
+from looop.workers.profiles import typed_message
 from looop.workers.pty_session import Exit, PtySession, Screen, SpawnError
+from looop.workers.run_sweep import RunSweep
 from looop.workers.transcript import Transcript
+from looop.workers.typist import Told, Typist
 
-SPARED_SLACK = 10.0  # how long a spared `_ kill` may take to hear its reply and exit, past the grace
-DIALOG_GONE = 3.0  # off the screen this long, a dialog's ask is withdrawn
-DIALOG_SETTLE = 10.0  # a dialog just answered that is still drawn is not asked about again
+__all__ = [
+    "RENDER_WAIT",
+    "Finished",
+    "Refresh",
+    "SessionActor",
+    "SessionSpec",
+    "Spawned",
+    "Tell",
+    "Terminate",
+]
+
 log = logging.getLogger(__name__)
 
 RENDER_WAIT = 2.0  # the most a new ask waits for its worker's screen to be written
-ECHO_WAIT = 2.0  # the most a told message waits for the agent to redraw before its submit key
-RAW_WAIT = 10.0  # the most it waits for a raw-mode agent to take its terminal (Node TUIs: 1-3 s at start)
 ASK_WAIT = 10.0  # the most the typist waits for this actor to say whether a dialog is up
 TOLD_WAIT = 30.0  # for the typist to submit a told message: past it, the reply says "still queued"
-
-
-@dataclass(frozen=True)
-class SessionSpec:
-    """Everything needed to start one worker, prepared before its actor starts."""
-
-    id: str
-    argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-    sandbox: dict[str, Any]
-    idle_after: float
-    kill_grace: float
-    stall_after: float
-    agent_session: str
-    run: str  # this run of the session (`LOOOP_RUN_ID`); its asks carry it
-    profile: Profile = GENERIC  # its dialogs, busy markers and screen chrome
-    ask_deadline: float | None = None  # for the asks its dialogs become
-    env_keys: tuple[str, ...] = ()  # set by the config's `env` and --env: journaled by name only
-
-
-@dataclass(frozen=True)
-class Spawned:
-    """Told the fleet once: the agent runs as `pid`, or could not be started (`error`)."""
-
-    session: str
-    pid: int
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Finished:
-    """Told the fleet once, when the worker's end is recorded: its final record, and what ending
-    every process of its run took."""
-
-    session: str
-    final: dict[str, Any]
-    swept: Ended | None
-
-
-@dataclass(frozen=True)
-class Terminate:
-    """End every process of the worker's run: SIGTERM, then SIGKILL after the grace period.
-    `spare` are left alone: the worker's own `_ kill`, which waits for the reply."""
-
-    reason: str
-    by: str
-    spare: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Refresh:
-    """Facts from other files changed: the worker's oldest pending ask, its claims, its spend.
-    When the pending ask is new, `rendered` is called once the worker's screen shows what it
-    printed before asking (the root agent is shown the ask after that)."""
-
-    pending_ask: str | None
-    claims: tuple[str, ...]
-    cost: dict[str, float]
-    rendered: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True)
-class Tell:
-    """`_ worker tell`: type `text` (checked: `profiles.check_message`) into the agent and submit
-    it. `reply` hears once its submit key went, or why not (a dialog up, the worker ending, its
-    text typed but not submitted); past TOLD_WAIT, that it is still queued."""
-
-    text: str
-    by: str
-    reply: Reply
 
 
 @dataclass(frozen=True)
@@ -128,14 +66,6 @@ class _ToldDue:
 
     reply: Reply
     characters: int
-
-
-@dataclass(frozen=True)
-class _Typing:
-    keys: str  # the text as typed (`profiles.typed_message`)
-    text: str
-    by: str
-    reply: Reply
 
 
 @dataclass(frozen=True)
@@ -156,7 +86,7 @@ class _Exited:
 
 @dataclass(frozen=True)
 class _Swept:
-    ended: Ended
+    """No process of the run is left (`RunSweep.ended` says what that took)."""
 
 
 @dataclass(frozen=True)
@@ -191,53 +121,32 @@ class SessionActor(SupervisedActor):
         self._stalled = False
         self._kill: Terminate | None = None
         self._screen_text = ""
-        self._dialog: tuple[str, str] | None = None  # the known dialog on screen: (name, concern)
-        self._dialog_ask: tuple[str, Dialog] | None = None  # its ask, until answered
-        self._typed: tuple[tuple[str, str], float] | None = None  # the dialog last answered, when
-        self._asked_at = -DIALOG_SETTLE  # when an ask of this worker was last seen pending
-        self._dialog_seen = 0.0  # when the dialog of the open ask was last on the screen
-        self._dialog_answer: str | None = None  # its answer, until typed
+        self._dialogs = DialogAsks(dd, spec.id, spec.profile, self.pty, spec.run, spec.ask_deadline)
+        self._typist = Typist(
+            dd,
+            spec.id,
+            spec.profile,
+            self.pty,
+            self._ask_in_the_way,
+            lambda run: self.spawn(run, f"typist-{spec.id}"),
+        )
         self._exit: Exit | None = None
         self._exited = threading.Event()
         self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
-        self._sweeper: threading.Thread | None = None
-        self._swept: Ended | None = None
-        self._swept_event = threading.Event()  # set with `_swept`, for a cleanup that cannot get `_Swept`
+        self._sweep = RunSweep(spec.run, spec.kill_grace, lambda run: self.spawn(run, f"sweep-{spec.id}"))
         self._finished = False
-        self._typing: queue.SimpleQueue[_Typing | None] = queue.SimpleQueue()  # told messages, in order
-        self._typist: threading.Thread | None = None
         self._written: dict[str, Any] = {}
-        self._record: dict[str, Any] = {
-            "id": spec.id,
-            "command": [_shown(arg, dd.prompt(spec.id)) for arg in spec.argv],
-            "cwd": str(spec.cwd),
-            "sandbox": spec.sandbox,
-            "agent_session": spec.agent_session,
-            "profile": spec.profile.name,
-            "run": spec.run,
-            "started": time.time(),
-            "state": "starting",
-            "alive": False,
-            "pid": None,
-            "pgid": None,
-            "process_start": None,
-            "exit_code": None,
-            "signal": None,
-            "ended": None,
-            "end_reason": None,
-            "killed_by": None,
-            "last_output": None,
-            "pending_ask": None,
-            **dict.fromkeys(COUNTERS.values(), 0),
-            "claims": [],
-            "cost": {},
-            "transcript": str(dd.transcript(spec.id)),
-            "screen": str(dd.screen(spec.id)),
-            "screen_skip": list(spec.profile.screen_skip),
-            "prompt": str(dd.prompt(spec.id)),
-            "up_pid": None,
-            "up_process_start": None,
-        }
+        self._record = new_record(
+            dd,
+            spec.id,
+            argv=spec.argv,
+            cwd=spec.cwd,
+            sandbox=spec.sandbox,
+            agent_session=spec.agent_session,
+            profile=spec.profile.name,
+            run=spec.run,
+            screen_skip=spec.profile.screen_skip,
+        )
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -282,10 +191,7 @@ class SessionActor(SupervisedActor):
                 "looop is stopping" if self.failure is None else f"its looop actor crashed: {self.failure!r}"
             )
             self._kill = Terminate(why, "looop")
-        if self._sweeper is not None:  # under way in its thread; its message cannot come now
-            self._swept_event.wait(self.spec.kill_grace + 2 * KILL_WAIT)
-        elif self.pty.pid:  # stopping, so this thread has nothing else to do
-            self._swept = self._end_run(())
+        self._sweep.finish(self.pty.pid)  # stopping, so this thread has nothing else to do
         self._exited.wait(KILL_WAIT)
         self._finish(self._exit or Exit(None, signal.SIGKILL))
 
@@ -312,11 +218,12 @@ class SessionActor(SupervisedActor):
             if message.rendered is not None:
                 message.rendered()
             if message.pending_ask or self._record["pending_ask"]:
-                self._asked_at = time.monotonic()  # an ask under way, or just settled
+                self._dialogs.ask_seen()
             self._record.update(
                 pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
             )
-            self._deliver_dialog_answer()
+            if not self._finished:
+                self._dialogs.deliver(self._screen_text)
             self._update_live_state()
         elif isinstance(message, Tell):
             try:
@@ -332,10 +239,9 @@ class SessionActor(SupervisedActor):
             self._terminate(message)
         elif isinstance(message, _Exited):
             self._exit_seen = message.exit
-            self._sweep(())  # what the agent left behind, if it ended by itself
+            self._start_sweep(())  # what the agent left behind, if it ended by itself
             self._settle()
         elif isinstance(message, _Swept):
-            self._swept = message.ended
             self._settle()
         else:
             super().handle(message)
@@ -351,9 +257,7 @@ class SessionActor(SupervisedActor):
                 f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
                 " answer its ask (or see its screen.txt) first"
             )
-        self._typing.put(_Typing(keys, message.text, message.by, message.reply))
-        if self._typist is None:
-            self._typist = self.spawn(self._type_told, f"typist-{self.spec.id}")
+        self._typist.put(Told(keys, message.text, message.by, self._told(message)))
         # past TOLD_WAIT (earlier messages still typing, an agent not reading its input) it says so
         tell_later(self.actor_ref, TOLD_WAIT, _ToldDue(message.reply, len(message.text)))
 
@@ -363,68 +267,16 @@ class SessionActor(SupervisedActor):
         if self._finished or self._kill is not None or self._exit_seen is not None:
             return "the worker is ending"
         self.pty.render_now(RENDER_WAIT)
-        screen = self.pty.screen.text
-        shown = shown_dialog(self.spec.profile, screen)
-        if shown is not None:
-            return f"its agent shows its {shown[0].name} dialog"
-        if shows_blocked(self.spec.profile, screen):
-            return "its agent shows a dialog"
-        return None
+        return dialog_in_the_way(self.spec.profile, self.pty.screen.text)
 
-    def _type_told(self) -> None:
-        """The typist thread: each told message, then the profile's submit key, one at a time;
-        journals each and replies to whoever told it."""
-        while (typing := self._typing.get()) is not None:
-            error: str | None = f"worker {self.spec.id}: its session ended before typing it"
-            try:
-                try:
-                    problem = self._type_one(typing.keys)
-                except Exception as exc:  # crashes this actor (`spawn`): its caller hears why
-                    error = f"worker {self.spec.id}: typing failed ({exc!r})"
-                    raise
-                error = None
-                if problem is not None:
-                    error = f"worker {self.spec.id}: {problem}"
-                    if problem.startswith("typed"):
-                        error += " (the text may sit in its input box)"
-                told = journal.one_line(typing.text, 120)
-                with contextlib.suppress(LooopError, OSError):  # a full disk must not end the worker
-                    journal.record(
-                        self.dd,
-                        "worker tell",
-                        self.spec.id,
-                        told if problem is None else f"{problem}: {told}",
-                        who=typing.by,
-                    )
-            finally:  # whoever told it must not wait in vain
-                if error is None:
-                    typing.reply(
-                        {"ok": True, "id": self.spec.id, "characters": len(typing.text), "submitted": True}
-                    )
-                else:
-                    typing.reply(failure(Conflict(error), "worker_tell"))
+    def _told(self, message: Tell) -> Callable[[str | None], None]:
+        """What tells the teller of `message` whether the typist submitted it (None) or why not."""
+        reply = {"ok": True, "id": self.spec.id, "characters": len(message.text), "submitted": True}
 
-    def _type_one(self, keys: str) -> str | None:
-        """Type one message and its submit key; None once both went, else why not. A raw-mode
-        agent (the profile's `raw_mode`) is typed into only once its terminal is raw: typed while
-        still cooked (a Node TUI starting), the kernel would echo the text and turn the submit
-        key into a newline. Right before the text and before the submit key, this actor renders
-        the screen and says whether a dialog is up (one that appeared since `_tell` looked would
-        take the keys: Enter is "Yes" at Claude Code's)."""
-        raw = self.spec.profile.raw_mode
-        if raw and (ready := self.pty.await_raw(RAW_WAIT)) is not True:
-            if ready is None:
-                return "not typed: its agent has ended"
-            return f"not typed: its agent did not take its terminal (raw mode) within {RAW_WAIT:g}s"
-        if (blocking := self._ask_in_the_way()) is not None:
-            return f"not typed: {blocking}"
-        self.pty.type_echoed(keys, ECHO_WAIT)
-        if raw and self.pty.await_raw(RAW_WAIT) is not True:
-            return "typed but not submitted: its agent's terminal left raw mode"
-        if (blocking := self._ask_in_the_way()) is not None:
-            return f"typed but not submitted: {blocking}"
-        self.pty.type(self.spec.profile.submit)
-        return None
+        def done(error: str | None) -> None:
+            message.reply(reply if error is None else failure(Conflict(error), "worker_tell"))
+
+        return done
 
     def _ask_in_the_way(self) -> str | None:
         """`_in_the_way`, asked of this actor from the typist thread (the screen and the worker's
@@ -441,143 +293,13 @@ class SessionActor(SupervisedActor):
     def _update_live_state(self) -> None:
         if self._finished:
             return
-        blocked = self._blocked_by()
-        if self._record["pending_ask"]:
-            state = "asking"
-        elif blocked:
-            state = "blocked"
-        elif self._stalled:
-            state = "stalled"
-        elif self._active is None:
-            state = "starting"
-        else:
-            state = "running" if self._active else "idle"
-        previous = self._record["state"]
-        if state != previous and (state != "idle" or previous == "running"):
-            counter = COUNTERS.get(state)  # a finished turn, a dialog nobody is asked, a stall
-            if counter is not None:
-                self._record[counter] += 1
-        self._record["state"] = state
-        if blocked:
-            self._record["blocked_by"] = blocked
-        else:
-            self._record.pop("blocked_by", None)
+        blocked = self._dialogs.blocked_by(self._screen_text, self._active)
+        set_live_state(self._record, active=self._active, stalled=self._stalled, blocked_by=blocked)
         self._write()
 
-    # dialogs ----------------------------------------------------------------------------------
-
     def _check_dialog(self) -> None:
-        """A known dialog on the screen becomes an ask of this worker's (once per showing)."""
-        if self._finished:
-            return
-        shown = shown_dialog(self.spec.profile, self._screen_text)
-        if self._dialog_ask is not None:
-            self._follow_dialog(shown)
-            return
-        if shown is None:
-            self._dialog = None
-            return
-        dialog, concern = shown
-        if self._dialog == (dialog.name, concern):
-            return
-        typed = self._typed
-        if (
-            typed is not None
-            and typed[0] == (dialog.name, concern)
-            and time.monotonic() - typed[1] < DIALOG_SETTLE
-        ):
-            return  # the agent is still redrawing the dialog it was just answered
-        if self._record["pending_ask"]:
-            return  # the agent's own hook asks about it already (`_ dialog`)
-        hook_runs = dialog.hooked and self.spec.profile.reads_settings
-        if hook_runs and (self._active is not False or time.monotonic() - self._asked_at < DIALOG_SETTLE):
-            return  # its hook may be filing its ask, or just had it answered: look again when quiet
-        self._dialog = (dialog.name, concern)
-        try:
-            ask = open_ask(
-                self.dd,
-                self.spec.id,
-                dialog.question,
-                concern or None,
-                list(dialog.keys),
-                self.spec.ask_deadline,
-                run=self.spec.run,
-            )
-        except LooopError as exc:
-            journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name}: cannot ask ({exc})", who="looop")
-            return
-        self._dialog_ask = (ask.id, dialog)
-        self._dialog_seen = time.monotonic()
-        journal.record(self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: asked {ask.id}", who="looop")
-
-    def _follow_dialog(self, shown: tuple[Dialog, str] | None) -> None:
-        """While the dialog's ask is open: type its answer once there is one and the dialog is
-        on the screen; once the dialog has been off the screen for `DIALOG_GONE` (answered in
-        the pty by hand, or by the agent's hook), cancel the ask, or drop an answer not typed:
-        it must not be typed into whatever the screen shows by then. A redraw that hides the
-        dialog for a moment does not count."""
-        assert self._dialog_ask is not None
-        ask_id, dialog = self._dialog_ask
-        now = time.monotonic()
-        if shown is not None and shown[0].name == dialog.name:
-            self._dialog_seen = now
-            # a raw-mode agent still starting (drawn, its terminal still cooked) would get the
-            # keys as a line, Enter as a newline: type them at a later look, once it is raw
-            cooked = self.spec.profile.raw_mode and self.pty.canonical()
-            if self._dialog_answer is not None and not cooked:
-                self._type_answer(ask_id, dialog, self._dialog_answer)
-            return
-        if now - self._dialog_seen < DIALOG_GONE:
-            return
-        self._dialog_ask, self._dialog = None, None
-        if self._dialog_answer is not None:
-            self._dialog_answer = None
-            journal.record(
-                self.dd, "dialog", self.spec.id, f"{ask_id}: the dialog went away, not typed", who="looop"
-            )
-            return
-        with contextlib.suppress(LooopError):
-            cancel_ask(self.dd, ask_id, f"the {dialog.name} dialog is no longer on the worker's screen")
-
-    def _deliver_dialog_answer(self) -> None:
-        """Take the answer to the dialog's ask once it is answered, and type it when the dialog
-        is on the screen (see `_follow_dialog`)."""
-        if self._dialog_ask is None or self._dialog_answer is not None or self._finished:
-            return
-        ask_id, _ = self._dialog_ask
-        try:
-            answer = collect_answer(self.dd, ask_id)
-        except LooopError:  # cancelled (or unreadable): the dialog stays for someone to see
-            self._dialog_ask = None
-            return
-        if answer is not None:
-            self._dialog_answer = answer
-            self._follow_dialog(shown_dialog(self.spec.profile, self._screen_text))
-
-    def _type_answer(self, ask_id: str, dialog: Dialog, answer: str) -> None:
-        self._dialog_ask, self._dialog_answer = None, None
-        keys = dialog.keys.get(answer)
-        if keys is None:
-            journal.record(self.dd, "dialog", self.spec.id, f"{ask_id}: no keys for {answer!r}", who="looop")
-            return
-        self.pty.type(keys)
-        if self._dialog is not None:
-            self._typed = (self._dialog, time.monotonic())
-        journal.record(
-            self.dd, "dialog", self.spec.id, f"{dialog.name} dialog: typed {answer!r} ({ask_id})", who="looop"
-        )
-
-    def _blocked_by(self) -> list[str] | None:
-        """The screen's last lines when the agent sits quiet at a dialog nobody is asked about."""
-        if self._active is not False or self._dialog_ask is not None:
-            return None
-        if not shows_blocked(self.spec.profile, self._screen_text):
-            return None
-        return self._last_lines()
-
-    def _last_lines(self) -> list[str]:
-        """The last non-empty lines of the screen the pump last rendered, for the state file."""
-        return [line for line in self._screen_text.splitlines() if line.strip()][-12:]
+        if not self._finished:
+            self._dialogs.check(self._screen_text, self._active, self._record["pending_ask"])
 
     def _check_stall(self) -> None:
         """Stalled: no output and no verb call for `stall_after` seconds while not asking."""
@@ -588,7 +310,7 @@ class SessionActor(SupervisedActor):
         if quiet < self.spec.stall_after:
             return
         self._stalled = True
-        self._record["last_screen"] = self._last_lines()
+        self._record["last_screen"] = last_lines(self._screen_text)
         journal.record(self.dd, "worker stalled", self.spec.id, f"nothing for {quiet:.0f}s", who="looop")
         self._update_live_state()
 
@@ -606,38 +328,16 @@ class SessionActor(SupervisedActor):
         journal.record(
             self.dd, "worker kill", self.spec.id, f"by {request.by}: {request.reason}", who=request.by
         )
-        self._sweep(request.spare)
+        self._start_sweep(request.spare)
 
-    def _marks(self) -> dict[str, str]:
-        """What every process of this run carries in its environment, wherever it went."""
-        return {"LOOOP_RUN_ID": self.spec.run}  # unique; kept under another data dir too
-
-    def _end_run(self, spare: tuple[int, ...]) -> Ended:
-        return end_processes(self._marks(), self.spec.kill_grace, self.pty.pid or None, spare)
-
-    def _sweep(self, spare: tuple[int, ...]) -> None:
-        """End every process of the run (the agent's group and whatever left it) in a thread of
-        its own, which tells `_Swept` when none is left. With `spare` (the worker's own `_ kill`,
-        waiting for its reply), those get time to exit by themselves after, then the same end."""
-        if self._sweeper is not None or not self.pty.pid:
-            return
+    def _start_sweep(self, spare: tuple[int, ...]) -> None:
+        """End every process of the run in a thread, which tells `_Swept` when none is left."""
         me = self.actor_ref
-
-        def sweep() -> None:
-            try:
-                self._swept = ended = self._end_run(spare)
-            finally:
-                self._swept_event.set()  # a cleanup waiting for it must not wait in vain
-            tell_quietly(me, _Swept(ended))
-            if spare:  # they exit once they have their reply: give them the time, however loaded
-                await_gone(spare, self.spec.kill_grace + SPARED_SLACK)
-                end_processes(self._marks(), self.spec.kill_grace)
-
-        self._sweeper = self.spawn(sweep, f"sweep-{self.spec.id}")
+        self._sweep.start(self.pty.pid, spare, lambda: tell_quietly(me, _Swept()))
 
     def _settle(self) -> None:
         """Record the end once the agent has exited and nothing of its run is left."""
-        if self._exit_seen is not None and self._swept is not None and not self._finished:
+        if self._exit_seen is not None and self._sweep.ended is not None and not self._finished:
             self._finish(self._exit_seen)
             self.stop()
 
@@ -677,13 +377,14 @@ class SessionActor(SupervisedActor):
             detail += f"; cancelled asks {', '.join(cancelled)}"
         if released:
             detail += f"; released {', '.join(released)}"
-        if self._swept is not None and self._swept.count:
-            detail += f"; {self._swept.describe()}"
-        if self._swept is not None and self._swept.left:
-            detail += f" ({self._swept.left} would not end)"
+        swept = self._sweep.ended
+        if swept is not None and swept.count:
+            detail += f"; {swept.describe()}"
+        if swept is not None and swept.left:
+            detail += f" ({swept.left} would not end)"
         journal.record(self.dd, "worker end", self.spec.id, detail, who="looop")
-        self._typing.put(None)  # the typist, if any, stops (typing into the ended pty fails quietly)
-        tell_quietly(self.fleet, Finished(self.spec.id, dict(self._record), self._swept))
+        self._typist.close()
+        tell_quietly(self.fleet, Finished(self.spec.id, dict(self._record), swept))
 
     def _write(self) -> None:
         """Rewrite the state file when the record changed (every write wakes the socket server)."""
@@ -692,10 +393,3 @@ class SessionActor(SupervisedActor):
         with contextlib.suppress(OSError):  # a full disk must not take the babysitter down
             write_json(self.dd.session_state(self.spec.id), self._record)
             self._written = copy.deepcopy(self._record)
-
-
-def _shown(argument: str, prompt_file: Path) -> str:
-    """An argument as the record shows it: a prompt passed inline is named, not repeated."""
-    if len(argument) <= 200:
-        return argument
-    return f"<{len(argument)} characters of prompt; see {prompt_file}>"

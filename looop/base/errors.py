@@ -86,6 +86,11 @@ class CorruptFile(LooopError):
         self.detail = detail
 
 
+class NewerSchema(CorruptFile):
+    """A file written by a newer looop (its `v` is past the one this looop knows): reported like
+    a corrupt file, and never rewritten or taken over, for it may mean what this looop cannot tell."""
+
+
 class StorageError(LooopError):
     """The file system refused a write (disk full, permissions); nothing earlier is damaged."""
 

@@ -7,7 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from looop.base.errors import CorruptFile
+from looop.base.errors import CorruptFile, NewerSchema
+from looop.base.files import SCHEMA_VERSION
 
 MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z: the last second a timestamp can show
 MAX_AMOUNT = 1e15  # the largest spend (usd or tokens) one record or one limit may state
@@ -95,4 +96,15 @@ def mapping(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | No
         return None
     if not isinstance(value, dict):
         raise _bad(where, key, value, "an object")
+    return value
+
+
+def version(raw: Mapping[str, Any], where: str, known: int = SCHEMA_VERSION) -> int:
+    """The record's schema version `v`: 1 when absent (written before looop stamped one); one past
+    `known` is `NewerSchema`, for its fields may mean what this looop would misread."""
+    value = raw.get("v", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(where, "v", value, "a schema version (a whole number from 1)")
+    if value > known:
+        raise NewerSchema(where, f"written by a newer looop (schema v{value}; this one reads up to v{known})")
     return value

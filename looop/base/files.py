@@ -155,8 +155,9 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool =
 
 
 def write_json(path: Path, value: Mapping[str, Any]) -> None:
-    """Atomically write `value` (stamped with the schema version) as readable JSON."""
-    atomic_write(path, orjson.dumps({"v": SCHEMA_VERSION, **value}, option=JSON_OPTIONS))
+    """Atomically write `value` as readable JSON, stamped with this looop's schema version: what it
+    writes is in its own schema, whichever one a record it rewrites was read from."""
+    atomic_write(path, orjson.dumps({**value, "v": SCHEMA_VERSION}, option=JSON_OPTIONS))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -358,3 +359,16 @@ def ensure_dir(path: Path) -> None:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     else:
         os.close(_walk(*split, create=True))
+
+
+Identity = tuple[int, int, int]
+"""What tells a file from another made at the same path: device, inode (which a new file may
+reuse at once) and its change time (which nothing changes on a lock file after it is made)."""
+
+
+def identity(path: Path) -> Identity:
+    return identity_of(os.stat(path))
+
+
+def identity_of(info: os.stat_result) -> Identity:
+    return info.st_dev, info.st_ino, info.st_ctime_ns

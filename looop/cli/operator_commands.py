@@ -62,7 +62,7 @@ def up_command(foreground: bool) -> int:
 
     Logs go to up.log in the data dir. SIGTERM or SIGINT stop it cleanly (so does `looop down`).
     """
-    from looop.daemon.pulse import AlreadyUp, run_foreground, start_detached
+    from looop.daemon.updown import AlreadyUp, run_foreground, start_detached
 
     dd = data_dir()
     if foreground:
@@ -79,6 +79,6 @@ def up_command(foreground: bool) -> int:
 @click.command("down", context_settings=CONTEXT)
 def down_command() -> None:
     """Stop the pulse and every live worker; wait until the process has exited."""
-    from looop.daemon.pulse import stop
+    from looop.daemon.updown import stop
 
     click.echo(stop(data_dir()))

@@ -7,10 +7,10 @@ import os
 import uuid
 from typing import Any
 
-from looop.actors.session import SessionSpec
 from looop.base.errors import ConfigError, Conflict, InvalidInput, NotFound
 from looop.base.files import atomic_write, ensure_dir, replace, write_json
 from looop.base.ids import check_session_id, check_text
+from looop.daemon.session_messages import SessionSpec
 from looop.store import journal
 from looop.store.childenv import env_problem, looop_bin, worker_env
 from looop.store.config import Config, load_config

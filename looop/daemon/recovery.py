@@ -18,6 +18,7 @@ from looop.base.files import remove, remove_tree, write_json
 from looop.base.processes import end_processes, is_running, marked_processes
 from looop.store import journal
 from looop.store.asks import cancel_asks_of, iter_asks
+from looop.store.childenv import run_marks
 from looop.store.claims import release_claims_of
 from looop.store.config import setting
 from looop.store.paths import DataDir
@@ -145,7 +146,7 @@ def _end_worker_processes(
     grace = float(setting(dd.config, "kill_grace"))
     hows = [end_processes({"LOOOP_DATA_DIR": str(dd.root), "LOOOP_SESSION_ID": session}, grace, group).how]
     if run:
-        hows.append(end_processes({"LOOOP_RUN_ID": run}, grace).how)
+        hows.append(end_processes(run_marks(run), grace).how)
     return "SIGKILL" if "SIGKILL" in hows else "SIGTERM" if "SIGTERM" in hows else None
 
 

@@ -9,14 +9,13 @@ run ends its undelivered asks are cancelled, answered or not, so a later run nev
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypedDict
 
 from looop.base import fields
-from looop.base.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NotFound
-from looop.base.files import StoreLock, read_json, write_json
+from looop.base.errors import Cancelled, Conflict, CorruptFile, InvalidInput, NewerSchema, NotFound
+from looop.base.files import SCHEMA_VERSION, StoreLock, read_json, write_json
 from looop.base.ids import check_id, check_session_id, is_valid_id
 from looop.store import journal
 from looop.store.paths import DataDir
@@ -38,7 +37,7 @@ class PublicAsk(TypedDict):
 
 @dataclass(frozen=True)
 class Ask:
-    """A question a worker is blocked on."""
+    """A question a worker is blocked on: `asks/ID.json`."""
 
     id: str
     worker: str
@@ -50,6 +49,8 @@ class Ask:
     default: str | None = None
     urgent: bool = False  # escalated to the human: its deadline passed without a default
     run: str | None = None  # the run of the worker that asked; None from outside any run
+    escalated_at: float | None = None
+    v: int = SCHEMA_VERSION  # the schema its file was written in (1 when it names none)
 
     def public(self) -> PublicAsk:
         """The fields the root agent sees in the state."""
@@ -66,10 +67,9 @@ class Ask:
         }
 
     @classmethod
-    def from_file(cls, path: Path) -> Ask:
-        """The ask in `path`; `CorruptFile` naming the field when one has a wrong type or range."""
-        raw = read_json(path)
-        where = str(path)
+    def from_json(cls, raw: Mapping[str, Any], where: str) -> Ask:
+        """The ask `raw` holds; `CorruptFile` naming the field when one has a wrong type or range."""
+        version = fields.version(raw, where)
         try:
             ask_id = check_id(fields.text(raw, "id", where))
         except InvalidInput as exc:
@@ -85,7 +85,58 @@ class Ask:
             default=fields.optional_text(raw, "default", where),
             urgent=fields.flag(raw, "urgent", where),
             run=fields.optional_text(raw, "run", where),
+            escalated_at=fields.optional_number(raw, "escalated_at", where),
+            v=version,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content (`write_json` stamps it with this looop's schema version)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An ask's fate: `answers/ID.json`, its answer (by the root agent, a human, or its deadline's
+    default) or its cancellation; `delivered_at` once its asker took the answer."""
+
+    id: str
+    answer: str | None  # None only when it was cancelled before anyone answered
+    answered_at: float  # when answered, or cancelled unanswered
+    by: str | None = None
+    defaulted: bool = False  # its ask's default, given at its deadline
+    cancelled: bool = False
+    reason: str | None = None  # why it was cancelled
+    cancelled_at: float | None = None  # when an answer never delivered was voided
+    delivered_at: float | None = None
+    v: int = SCHEMA_VERSION
+
+    @property
+    def settled(self) -> bool:
+        """Delivered or cancelled: nothing more becomes of it."""
+        return self.cancelled or bool(self.delivered_at)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], where: str) -> Answer:
+        """The answer `raw` holds; `CorruptFile` naming the field when one has a wrong type."""
+        version = fields.version(raw, where)
+        cancelled = fields.flag(raw, "cancelled", where)
+        text = fields.optional_text if cancelled else fields.text  # a cancelled ask may have none
+        return cls(
+            id=fields.text(raw, "id", where),
+            answer=text(raw, "answer", where),
+            answered_at=fields.number(raw, "answered_at", where, default=0.0),
+            by=fields.optional_text(raw, "by", where),
+            defaulted=fields.flag(raw, "defaulted", where),
+            cancelled=cancelled,
+            reason=fields.optional_text(raw, "reason", where),
+            cancelled_at=fields.optional_number(raw, "cancelled_at", where),
+            delivered_at=fields.optional_number(raw, "delivered_at", where),
+            v=version,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content (`write_json` stamps it with this looop's schema version)."""
+        return asdict(self)
 
 
 def parse_options(raw: str | None) -> list[str] | None:
@@ -112,21 +163,20 @@ def _next_ask_id(dd: DataDir, session: str) -> str:
     return f"{prefix}-{number}"
 
 
-def read_answer(dd: DataDir, ask_id: str) -> dict[str, Any] | None:
-    """The answer file of `ask_id`, None when there is none; `CorruptFile` when a field its
-    readers use has a wrong type."""
+def read_ask(dd: DataDir, ask_id: str) -> Ask:
+    """The ask `ask_id`; `FileNotFoundError` when there is none, `CorruptFile` when unreadable."""
+    path = dd.ask(ask_id)
+    return Ask.from_json(read_json(path), str(path))
+
+
+def read_answer(dd: DataDir, ask_id: str) -> Answer | None:
+    """The answer file of `ask_id`, None when there is none; `CorruptFile` when unreadable."""
     path = dd.answer(ask_id)
     try:
         raw = read_json(path)
     except FileNotFoundError:
         return None
-    where = str(path)
-    fields.flag(raw, "cancelled", where)
-    fields.optional_number(raw, "delivered_at", where)
-    fields.optional_text(raw, "reason", where)
-    if not raw.get("cancelled"):
-        fields.text(raw, "answer", where)
-    return raw
+    return Answer.from_json(raw, str(path))
 
 
 def iter_asks(dd: DataDir) -> Iterable[Ask | CorruptFile]:
@@ -135,7 +185,7 @@ def iter_asks(dd: DataDir) -> Iterable[Ask | CorruptFile]:
         if path.name.startswith(".") or not is_valid_id(path.stem):
             continue
         try:
-            yield Ask.from_file(path)
+            yield Ask.from_json(read_json(path), str(path))
         except CorruptFile as problem:
             yield problem
         except FileNotFoundError:
@@ -189,14 +239,14 @@ def open_ask(
             if (item.prompt, item.reference, item.options) != (prompt, reference, options):
                 continue
             answer = read_answer(dd, item.id)
-            if answer is None or not (answer.get("delivered_at") or answer.get("cancelled")):
+            if answer is None or not answer.settled:
                 return item
         now = time.time()
         deadline = None if timeout is None else now + timeout
         ask = Ask(
             _next_ask_id(dd, session), session, prompt, reference, options, now, deadline, default, run=run
         )
-        write_json(dd.ask(ask.id), asdict(ask))
+        write_json(dd.ask(ask.id), ask.to_json())
         shown = f"{prompt}" + (f" [{', '.join(options)}]" if options else "")
         journal.record(dd, "ask", ask.id, shown, who=session)
     return ask
@@ -209,22 +259,20 @@ def answer_ask(dd: DataDir, ask_id: str, text: str) -> str:
         raise InvalidInput("the answer is empty")
     with _store_lock(dd).held():
         try:
-            ask = Ask.from_file(dd.ask(ask_id))
+            ask = read_ask(dd, ask_id)
         except FileNotFoundError:
             raise NotFound(f"no ask {ask_id!r} (see `looop _ state` for pending asks)") from None
         try:
             existing = read_answer(dd, ask_id)
+        except NewerSchema:
+            raise
         except CorruptFile:
             existing = None  # never torn by looop: a hand-damaged file; a fresh answer replaces it
         if existing is not None:
-            what = "cancelled" if existing.get("cancelled") else "answered"
-            raise Conflict(f"ask {ask_id} is already {what}")
+            raise Conflict(f"ask {ask_id} is already {'cancelled' if existing.cancelled else 'answered'}")
         if ask.options is not None:
             text = _canonical(ask.options, text, f"ask {ask_id}")
-        write_json(
-            dd.answer(ask_id),
-            {"id": ask_id, "answer": text, "answered_at": time.time(), "by": journal.actor()},
-        )
+        write_json(dd.answer(ask_id), Answer(ask_id, text, time.time(), by=journal.actor()).to_json())
         journal.record(dd, "answer", ask_id, text)
     return text
 
@@ -242,29 +290,21 @@ def settle(dd: DataDir, ask_id: str) -> str | None:
     human (urgent in the state, a notification) and return None. Idempotent."""
     with _store_lock(dd).held():
         try:
-            ask = Ask.from_file(dd.ask(ask_id))
+            ask = read_ask(dd, ask_id)
             if read_answer(dd, ask_id) is not None:
                 return None
         except (FileNotFoundError, CorruptFile):
             return None
         if ask.default is not None:
-            write_json(
-                dd.answer(ask_id),
-                {
-                    "id": ask_id,
-                    "answer": ask.default,
-                    "answered_at": time.time(),
-                    "by": "deadline",
-                    "defaulted": True,
-                },
-            )
+            answer = Answer(ask_id, ask.default, time.time(), by="deadline", defaulted=True)
+            write_json(dd.answer(ask_id), answer.to_json())
             journal.record(
                 dd, "answer", ask_id, f"{ask.default} (its default: no answer by its deadline)", who="looop"
             )
             return ask.default
         if ask.urgent:
             return None
-        write_json(dd.ask(ask_id), {**asdict(ask), "urgent": True, "escalated_at": time.time()})
+        write_json(dd.ask(ask_id), replace(ask, urgent=True, escalated_at=time.time()).to_json())
         journal.record(dd, "ask escalated", ask_id, "no answer by its deadline and no default", who="looop")
     from looop.store.notices import notify
 
@@ -301,15 +341,14 @@ def cancel_ask(dd: DataDir, ask_id: str, reason: str) -> bool:
             return False  # hand-damaged: left for a human, as the state reports it
         now = time.time()
         if answer is None:
-            write_json(
-                dd.answer(ask_id), {"id": ask_id, "cancelled": True, "reason": reason, "answered_at": now}
-            )
+            write_json(dd.answer(ask_id), Answer(ask_id, None, now, cancelled=True, reason=reason).to_json())
             journal.record(dd, "ask cancelled", ask_id, reason, who="looop")
             return True
-        if answer.get("delivered_at") or answer.get("cancelled"):
+        if answer.settled:
             return False
-        write_json(dd.answer(ask_id), {**answer, "cancelled": True, "reason": reason, "cancelled_at": now})
-        detail = f"{reason}; its answer {answer.get('answer')} was never delivered"
+        voided = replace(answer, cancelled=True, reason=reason, cancelled_at=now)
+        write_json(dd.answer(ask_id), voided.to_json())
+        detail = f"{reason}; its answer {answer.answer} was never delivered"
         journal.record(dd, "ask cancelled", ask_id, detail, who="looop")
     return True
 
@@ -329,8 +368,8 @@ def collect_answer(dd: DataDir, ask_id: str) -> str | None:
         current = read_answer(dd, ask_id)
         if current is None:
             return None
-        if current.get("cancelled"):
-            raise Cancelled(f"ask {ask_id} was cancelled: {current.get('reason') or 'no reason given'}")
-        if not current.get("delivered_at"):
-            write_json(dd.answer(ask_id), {**current, "delivered_at": time.time()})
-    return str(current["answer"])
+        if current.cancelled or current.answer is None:
+            raise Cancelled(f"ask {ask_id} was cancelled: {current.reason or 'no reason given'}")
+        if not current.delivered_at:
+            write_json(dd.answer(ask_id), replace(current, delivered_at=time.time()).to_json())
+    return current.answer

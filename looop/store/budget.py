@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from looop.base import fields
 from looop.base.errors import CorruptFile
 from looop.base.files import read_json, write_json
+from looop.store import journal
+from looop.store.notices import notify
 from looop.store.paths import DataDir
 
 WARN_AT = 0.8
@@ -71,3 +73,13 @@ def new_notices(dd: DataDir, found: list[Crossing]) -> list[Crossing]:
     if fresh:
         write_json(path, {"notified": sorted(given | {c.key for c in fresh})})
     return fresh
+
+
+def announce(dd: DataDir, found: list[Crossing]) -> None:
+    """Journal and notify each crossing in `found` not told before, once, with its consequence."""
+    for crossing in new_notices(dd, found):
+        consequence = ""
+        if crossing.level == 100:
+            consequence = "; new workers are refused" if crossing.scope == "fleet" else "; it is stopped"
+        journal.record(dd, "budget", crossing.scope, crossing.describe() + consequence, who="looop")
+        notify(dd, crossing.describe() + consequence, who="looop")

@@ -97,8 +97,14 @@ def worker_env(dd: DataDir, session: str, run: str, extra: dict[str, str] | None
         {
             "LOOOP_BIN": looop_bin(dd),
             "LOOOP_SESSION_ID": session,
-            "LOOOP_RUN_ID": run,
+            **run_marks(run),
             "LOOOP_DATA_DIR": str(dd.root),
         }
     )
     return env
+
+
+def run_marks(run: str) -> dict[str, str]:
+    """What every process of a worker's run carries in its environment, wherever it went (a
+    run id is unique, so it finds them under another data dir too): how the run is ended whole."""
+    return {"LOOOP_RUN_ID": run}

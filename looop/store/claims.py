@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import TypedDict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, TypedDict
 
 from looop.base import fields
-from looop.base.errors import ClaimHeld, CorruptFile
-from looop.base.files import StoreLock, fsync_dir, read_json, remove, write_json
+from looop.base.errors import ClaimHeld, CorruptFile, NewerSchema
+from looop.base.files import SCHEMA_VERSION, StoreLock, fsync_dir, read_json, remove, write_json
 from looop.base.ids import check_id, check_session_id, is_valid_id
 from looop.store import journal
 from looop.store.paths import DataDir
@@ -26,12 +26,16 @@ class PublicClaim(TypedDict):
 
 @dataclass(frozen=True)
 class Claim:
+    """A session's lease on a resource: `claims/RESOURCE.json`."""
+
     resource: str
     holder: str
     since: float
-    expires: float | None = None
+    expires: float | None = None  # None: until released
+    v: int = SCHEMA_VERSION  # the schema its file was written in (1 when it names none)
 
     def public(self) -> PublicClaim:
+        """The fields the root agent sees in the state."""
         return {
             "resource": self.resource,
             "holder": self.holder,
@@ -42,6 +46,26 @@ class Claim:
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], where: str, resource: str) -> Claim:
+        """The lease on `resource` (its file's name) that `raw` holds; `CorruptFile` naming the
+        field when one has a wrong type or range, or when it leases another resource."""
+        version = fields.version(raw, where)
+        named = fields.text(raw, "resource", where, default=resource)
+        if named != resource:
+            raise CorruptFile(where, f"holds the lease on {named!r}, not on {resource!r}")
+        return cls(
+            resource,
+            fields.text(raw, "holder", where),
+            fields.number(raw, "since", where, default=0.0),
+            fields.optional_number(raw, "expires", where),
+            version,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content (`write_json` stamps it with this looop's schema version)."""
+        return asdict(self)
+
 
 def _read(dd: DataDir, resource: str) -> Claim | None:
     path = dd.claim(resource)
@@ -49,13 +73,7 @@ def _read(dd: DataDir, resource: str) -> Claim | None:
         raw = read_json(path)
     except FileNotFoundError:
         return None
-    where = str(path)
-    return Claim(
-        resource,
-        fields.text(raw, "holder", where),
-        fields.number(raw, "since", where, default=0.0),
-        fields.optional_number(raw, "expires", where),
-    )
+    return Claim.from_json(raw, str(path), resource)
 
 
 def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) -> bool:
@@ -68,6 +86,8 @@ def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) ->
     with StoreLock.for_path(dd.store_lock).held():
         try:
             current = _read(dd, resource)
+        except NewerSchema:
+            raise  # a newer looop's lease may well protect something: never taken over
         except CorruptFile:
             current = None  # an unreadable lease protects nothing; take it over
         if current is not None and current.expired(now):
@@ -77,11 +97,9 @@ def claim(dd: DataDir, session: str, resource: str, ttl: float | None = None) ->
             if current.holder != session:
                 raise ClaimHeld(resource, current.holder)
             if ttl is not None:
-                write_json(dd.claim(resource), {**asdict(current), "expires": expires})
+                write_json(dd.claim(resource), replace(current, expires=expires).to_json())
             return False
-        write_json(
-            dd.claim(resource), {"resource": resource, "holder": session, "since": now, "expires": expires}
-        )
+        write_json(dd.claim(resource), Claim(resource, session, now, expires).to_json())
         journal.record(dd, "claim", resource, "claimed" + (f" for {ttl:g}s" if ttl else ""), who=session)
     return True
 
@@ -126,6 +144,8 @@ def unclaim(dd: DataDir, session: str, resource: str) -> bool:
     with StoreLock.for_path(dd.store_lock).held():
         try:
             current = _read(dd, resource)
+        except NewerSchema:
+            raise  # not ours to remove: a newer looop wrote it
         except CorruptFile:
             current = Claim(resource, session, 0)
         if current is None:

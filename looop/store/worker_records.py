@@ -1,4 +1,5 @@
-"""Worker session records (`sessions/ID/state.json`) as readers see them. Light: no pykka, no pexpect.
+"""Worker session records (`sessions/ID/state.json`): their shape at a worker's start (`new_record`)
+and as readers see them. Light: no pykka, no pexpect.
 
 The `up` process's session actor is the only writer of a record. Readers overlay two facts that
 files decide at once, so that the state is consistent at every instant: a live worker is `asking`
@@ -11,7 +12,9 @@ the babysitter records an end within moments, with how it ended.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
 from looop.base import fields
@@ -85,6 +88,88 @@ class ObservedWorker(_Recorded):
     state: str
     alive: bool
     pending_ask: str | None
+
+
+def new_record(
+    dd: DataDir,
+    session: str,
+    *,
+    argv: Sequence[str],
+    cwd: Path,
+    sandbox: dict[str, Any],
+    agent_session: str,
+    profile: str,
+    run: str,
+    screen_skip: Sequence[str],
+) -> dict[str, Any]:
+    """The record of a worker about to start: every field its session actor keeps, as at the start."""
+    return {
+        "id": session,
+        "command": [_shown(arg, dd.prompt(session)) for arg in argv],
+        "cwd": str(cwd),
+        "sandbox": sandbox,
+        "agent_session": agent_session,
+        "profile": profile,
+        "run": run,
+        "started": time.time(),
+        "state": "starting",
+        "alive": False,
+        "pid": None,
+        "pgid": None,
+        "process_start": None,
+        "exit_code": None,
+        "signal": None,
+        "ended": None,
+        "end_reason": None,
+        "killed_by": None,
+        "last_output": None,
+        "pending_ask": None,
+        **dict.fromkeys(COUNTERS.values(), 0),
+        "claims": [],
+        "cost": {},
+        "transcript": str(dd.transcript(session)),
+        "screen": str(dd.screen(session)),
+        "screen_skip": list(screen_skip),
+        "prompt": str(dd.prompt(session)),
+        "up_pid": None,
+        "up_process_start": None,
+    }
+
+
+def set_live_state(
+    record: dict[str, Any], *, active: bool | None, stalled: bool, blocked_by: list[str] | None
+) -> None:
+    """Set a live worker's state in its record, from what its session actor knows: asking while it
+    has a pending ask, blocked at a dialog nobody is asked about (`blocked_by`: the screen's last
+    lines), stalled, starting until its first output, else running or idle; each new one of
+    `COUNTERS` is counted (idle only after running: a finished turn)."""
+    if record["pending_ask"]:
+        state = "asking"
+    elif blocked_by:
+        state = "blocked"
+    elif stalled:
+        state = "stalled"
+    elif active is None:
+        state = "starting"
+    else:
+        state = "running" if active else "idle"
+    previous = record["state"]
+    if state != previous and (state != "idle" or previous == "running"):
+        counter = COUNTERS.get(state)  # a finished turn, a dialog nobody is asked, a stall
+        if counter is not None:
+            record[counter] += 1
+    record["state"] = state
+    if blocked_by:
+        record["blocked_by"] = blocked_by
+    else:
+        record.pop("blocked_by", None)
+
+
+def _shown(argument: str, prompt_file: Path) -> str:
+    """An argument as the record shows it: a prompt passed inline is named, not repeated."""
+    if len(argument) <= 200:
+        return argument
+    return f"<{len(argument)} characters of prompt; see {prompt_file}>"
 
 
 def session_ids(dd: DataDir) -> list[str]:

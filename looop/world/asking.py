@@ -3,10 +3,8 @@ the files, and take it. (The asks themselves are stored by `looop.store.asks`.)"
 
 from __future__ import annotations
 
-from typing import Any
-
 from looop.base.errors import CorruptFile, TimedOut
-from looop.store.asks import collect_answer, read_answer
+from looop.store.asks import Answer, collect_answer, read_answer
 from looop.store.asks import settle as settle_ask
 from looop.store.paths import DataDir
 from looop.world.client import wait_via_daemon
@@ -16,7 +14,7 @@ def await_answer(dd: DataDir, ask_id: str, timeout: float | None = None) -> str:
     """Block until `ask_id` is answered (or its deadline `timeout` from now passes: see `settle`);
     mark it delivered and return the answer text."""
 
-    def settled() -> dict[str, Any] | None:
+    def settled() -> Answer | None:
         try:
             return read_answer(dd, ask_id)
         except CorruptFile:
