@@ -33,7 +33,7 @@ from looop.store.asks import cancel_asks_of
 from looop.store.claims import release_claims_of
 from looop.store.paths import DataDir
 from looop.store.spend import cost_totals
-from looop.store.worker_records import new_record, set_live_state
+from looop.store.worker_records import WorkerRecord, new_record, set_live_state
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.workers.dialog_asks import DialogAsks, dialog_in_the_way, last_lines
 from looop.workers.profiles import typed_message
@@ -135,7 +135,7 @@ class SessionActor(SupervisedActor):
         self._exit_seen: Exit | None = None  # the pump's news, once the actor has had it
         self._sweep = RunSweep(spec.run, spec.kill_grace, lambda run: self.spawn(run, f"sweep-{spec.id}"))
         self._finished = False
-        self._written: dict[str, Any] = {}
+        self._written: WorkerRecord = {}
         self._record = new_record(
             dd,
             spec.id,
@@ -154,7 +154,7 @@ class SessionActor(SupervisedActor):
         try:
             pid = self.pty.spawn()
         except SpawnError as exc:
-            self._record.update(state="dead", ended=time.time(), end_reason=exc.message)
+            self._record.update({"state": "dead", "ended": time.time(), "end_reason": exc.message})
             self._write()
             journal.record(self.dd, "worker start", self.spec.id, f"failed: {exc.message}", who="looop")
             self._finished = True
@@ -162,7 +162,9 @@ class SessionActor(SupervisedActor):
             tell_quietly(self.fleet, Finished(self.spec.id, dict(self._record), None))
             self.stop()
             return
-        self._record.update(pid=pid, pgid=pid, process_start=start_time(pid), alive=True, up_pid=os.getpid())
+        self._record.update(
+            {"pid": pid, "pgid": pid, "process_start": start_time(pid), "alive": True, "up_pid": os.getpid()}
+        )
         self._write()
         detail = f"pid {pid} in {self.spec.cwd}"
         if self.spec.env_keys:
@@ -220,7 +222,7 @@ class SessionActor(SupervisedActor):
             if message.pending_ask or self._record["pending_ask"]:
                 self._dialogs.ask_seen()
             self._record.update(
-                pending_ask=message.pending_ask, claims=list(message.claims), cost=message.cost
+                {"pending_ask": message.pending_ask, "claims": list(message.claims), "cost": message.cost}
             )
             if not self._finished:
                 self._dialogs.deliver(self._screen_text)
@@ -355,15 +357,17 @@ class SessionActor(SupervisedActor):
         else:
             state, reason = "exited", exit_status.describe()
         self._record.update(
-            state=state,
-            alive=False,
-            ended=time.time(),
-            end_reason=reason,
-            exit_code=exit_status.code,
-            signal=None if exit_status.signal is None else signal.Signals(exit_status.signal).name,
-            pending_ask=None,
-            claims=[],
-            cost=cost_totals(self.dd, self.spec.id),
+            {
+                "state": state,
+                "alive": False,
+                "ended": time.time(),
+                "end_reason": reason,
+                "exit_code": exit_status.code,
+                "signal": None if exit_status.signal is None else signal.Signals(exit_status.signal).name,
+                "pending_ask": None,
+                "claims": [],
+                "cost": cost_totals(self.dd, self.spec.id),
+            }
         )
         if self.pty.transcript.error:
             self._record["transcript_error"] = self.pty.transcript.error

@@ -101,7 +101,7 @@ def new_record(
     profile: str,
     run: str,
     screen_skip: Sequence[str],
-) -> dict[str, Any]:
+) -> WorkerRecord:
     """The record of a worker about to start: every field its session actor keeps, as at the start."""
     return {
         "id": session,
@@ -124,7 +124,9 @@ def new_record(
         "killed_by": None,
         "last_output": None,
         "pending_ask": None,
-        **dict.fromkeys(COUNTERS.values(), 0),
+        "idle_count": 0,
+        "blocked_count": 0,
+        "stalled_count": 0,
         "claims": [],
         "cost": {},
         "transcript": str(dd.transcript(session)),
@@ -137,7 +139,7 @@ def new_record(
 
 
 def set_live_state(
-    record: dict[str, Any], *, active: bool | None, stalled: bool, blocked_by: list[str] | None
+    record: WorkerRecord, *, active: bool | None, stalled: bool, blocked_by: list[str] | None
 ) -> None:
     """Set a live worker's state in its record, from what its session actor knows: asking while it
     has a pending ask, blocked at a dialog nobody is asked about (`blocked_by`: the screen's last
@@ -153,11 +155,11 @@ def set_live_state(
         state = "starting"
     else:
         state = "running" if active else "idle"
-    previous = record["state"]
+    previous = record.get("state")
     if state != previous and (state != "idle" or previous == "running"):
         counter = COUNTERS.get(state)  # a finished turn, a dialog nobody is asked, a stall
         if counter is not None:
-            record[counter] += 1
+            record[counter] = record.get(counter, 0) + 1
     record["state"] = state
     if blocked_by:
         record["blocked_by"] = blocked_by
