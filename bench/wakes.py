@@ -8,7 +8,8 @@ against another (`--baseline`, the looop console script of an older checkout), i
   turns (going quiet at its prompt, then busy again when the loop sees it idle) before it exits.
   Every return of `_ wait` counts, up to the one that shows the end.
 - ask -> `_ wait` returns: from the ask file's own timestamp to the blocked `_ wait` handing
-  over its output, `up` running.
+  over its output, `up` running; answer -> `_ ask` returns: from the answer file's timestamp to
+  the blocked `_ ask` returning; `_ state --json` with `up` running: its wall time.
 Only the CLI is driven (the same calls work on both builds), so the figures compare builds; each
 round measures both builds in turn.
 """
@@ -19,13 +20,16 @@ import argparse
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.run import FAKE_AGENT, LOOOP, Bench, ask_wakes_wait, bench_dir, daemon, parsed_state
+from bench.run import FAKE_AGENT, LOOOP, Bench, ask_wakes_wait, bench_dir, daemon, parsed_state, timed
+
+LATENCIES = ("ask -> wait (s)", "answer -> ask (s)", "_ state --json, up (s)")
 
 
 def seen_all(bench: Bench) -> None:
@@ -81,21 +85,26 @@ def lifecycles(program: str, rounds: int) -> dict[str, list[float]]:
     return wakes
 
 
-def latencies(program: str, rounds: int) -> list[float]:
+def latencies(program: str, rounds: int) -> dict[str, list[float]]:
     with bench_dir(program) as bench:
         bench.config()
         with daemon(bench):
             seen_all(bench)
-            return _ask_to_wait(bench, rounds)
+            samples = _round_trips(bench, rounds)
+            samples[LATENCIES[2]] = timed([program, "_", "state", "--json"], rounds, bench.env)
+            return samples
 
 
-def _ask_to_wait(bench: Bench, rounds: int) -> list[float]:
-    samples = []
+def _round_trips(bench: Bench, rounds: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {LATENCIES[0]: [], LATENCIES[1]: []}
     for i in range(rounds):
         latency, ask_id, asker = ask_wakes_wait(bench, f"question {i}")
-        samples.append(latency)
+        samples[LATENCIES[0]].append(latency)
         bench.run("_", "answer", ask_id, "ok")
         asker.communicate(timeout=30)
+        returned = time.time()
+        answered = orjson.loads((bench.data / "answers" / f"{ask_id}.json").read_bytes())["answered_at"]
+        samples[LATENCIES[1]].append(returned - answered)
         seen_all(bench)  # an older build wakes for the answer: let it
     return samples
 
@@ -105,12 +114,13 @@ def measure(baseline: str | None, rounds: int) -> dict[str, Any]:
     builds = {"this": LOOOP} | ({"baseline": baseline} if baseline else {})
     results: dict[str, Any] = {"rounds": rounds, "builds": builds}
     for name in builds:
-        results[name] = {"ask and end": [], "two turns": [], "ask -> wait (s)": []}
+        results[name] = {"ask and end": [], "two turns": [], **{figure: [] for figure in LATENCIES}}
     for _ in range(rounds):
         for name, program in builds.items():
             for figure, samples in lifecycles(program, 1).items():
                 results[name][figure] += samples
-            results[name]["ask -> wait (s)"] += latencies(program, 4)
+            for figure, samples in latencies(program, 4).items():
+                results[name][figure] += samples
     return results
 
 
@@ -118,7 +128,7 @@ def table(results: dict[str, Any], report: Callable[[str], None]) -> None:
     med = statistics.median
     names = [n for n in ("this", "baseline") if n in results]
     report("figure | " + " | ".join(names) + (" | this / baseline" if len(names) == 2 else ""))
-    for figure in ("ask and end", "two turns", "ask -> wait (s)"):
+    for figure in ("ask and end", "two turns", *LATENCIES):
         values = [med(results[n][figure]) for n in names]
         unit = "ms" if figure.endswith("(s)") else "wakes"
         shown = [f"{v * 1000:.1f} ms" if unit == "ms" else f"{v:g} wakes" for v in values]
