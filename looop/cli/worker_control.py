@@ -3,7 +3,7 @@ pulse's socket)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,7 +12,7 @@ from looop.cli.actions import data_dir
 from looop.cli.arguments import CONTEXT, complete_workers, read_body, reason_option
 
 if TYPE_CHECKING:  # the wire's types; the module itself stays unimported (light verbs)
-    from looop.world.protocol import WorkerKill, WorkerResume, WorkerStart, WorkerTell
+    from looop.world.protocol import Killed, WorkerKill, WorkerResume, WorkerStart, WorkerTell
 
 
 @click.group("worker", context_settings=CONTEXT)
@@ -181,7 +181,7 @@ def worker_kill(worker_id: str, reason: str) -> None:
     click.echo(ended_line(worker_id, call(data_dir(), request, timeout=300)))
 
 
-def ended_line(worker_id: str, reply: dict[str, Any]) -> str:
+def ended_line(worker_id: str, reply: Killed) -> str:
     """The line that reports a `worker_kill` reply (of `_ worker kill` and of `_ kill`)."""
     if reply.get("already"):
         return f"worker {worker_id} had already ended ({reply.get('state')})"

@@ -14,14 +14,28 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import orjson
 
 from looop.base.errors import CodedError, InvalidInput, LooopError, NotAnswering, NotRunning
 from looop.base.watching import POLL_INTERVAL, DirWatcher
 from looop.store.paths import NOISE, DataDir
-from looop.world.protocol import MAX_LINE, Request, encode, socket_path, too_large
+from looop.world.protocol import (
+    MAX_LINE,
+    Killed,
+    Request,
+    Started,
+    Told,
+    WorkerKill,
+    WorkerRequest,
+    WorkerResume,
+    WorkerStart,
+    WorkerTell,
+    encode,
+    socket_path,
+    too_large,
+)
 
 T = TypeVar("T")
 
@@ -158,9 +172,15 @@ def request(dd: DataDir, message: Request, timeout: float | None) -> dict[str, A
         return None
 
 
-def call(dd: DataDir, message: Request, timeout: float | None) -> dict[str, Any]:
-    """A request that needs the `up` process: its reply, or the error that says why there is
-    none (see `exchange`), or the daemon's own error with its exit code."""
+@overload
+def call(dd: DataDir, message: WorkerStart | WorkerResume, timeout: float | None) -> Started: ...
+@overload
+def call(dd: DataDir, message: WorkerKill, timeout: float | None) -> Killed: ...
+@overload
+def call(dd: DataDir, message: WorkerTell, timeout: float | None) -> Told: ...
+def call(dd: DataDir, message: WorkerRequest, timeout: float | None) -> Any:
+    """A worker verb, which needs the `up` process: the success reply of its op, or the error
+    that says why there is none (see `exchange`), or the daemon's own error with its exit code."""
     reply = exchange(dd, message, timeout)
     if not reply.get("ok"):
         code = reply.get("code")

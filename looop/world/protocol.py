@@ -146,7 +146,7 @@ class Killed(TypedDict):
     ok: Literal[True]
     id: str
     state: str | None
-    how: NotRequired[str | None]
+    how: NotRequired[str | None]  # the signal that ended it
     processes: NotRequired[int]
     already: NotRequired[bool]
 
