@@ -22,7 +22,7 @@ from looop.actors.session import Finished, Refresh, SessionActor, SessionSpec, S
 from looop.base.errors import Conflict, LooopError, NotFound
 from looop.base.ids import check_text
 from looop.daemon.channels import Reply, failure
-from looop.daemon.launch import check_start, prepare_start, resumable, session_of
+from looop.daemon.launch import Launch, check_start, prepare_start, resumable, session_of
 from looop.store import budget, journal
 from looop.store.config import load_config
 from looop.store.paths import DataDir
@@ -40,6 +40,7 @@ from looop.supervisor import (
     tell_quietly,
 )
 from looop.workers.profiles import check_message
+from looop.world.protocol import WorkerKill, WorkerRequest, WorkerTell
 from looop.world.state_shape import State
 
 SPAWN_TIMEOUT = 30.0
@@ -48,11 +49,10 @@ ENDED_SLACK = 10.0  # past the kill grace, for the end to be recorded
 
 @dataclass(frozen=True)
 class WorkerVerb:
-    """A worker verb from the socket (`op`: worker_start, worker_resume, worker_kill or
-    worker_tell) and where its one reply goes."""
+    """A worker verb from the socket (worker_start, worker_resume, worker_kill or worker_tell)
+    and where its one reply goes."""
 
-    op: str
-    request: dict[str, Any]
+    request: WorkerRequest
     reply: Reply
 
 
@@ -99,7 +99,7 @@ class _Due:
 class _Start:
     session: str
     task: str
-    request: dict[str, Any]
+    request: Launch
     reply: Reply
     resumed: WorkerRecord | None
 
@@ -133,7 +133,7 @@ class FleetActor(Supervisor):
             try:
                 self._verb(message)
             except Exception as exc:
-                message.reply(failure(exc, message.op))
+                message.reply(failure(exc, message.request["op"]))
         elif isinstance(message, _Prepared):
             self._prepared(message)
         elif isinstance(message, Spawned):
@@ -168,12 +168,12 @@ class FleetActor(Supervisor):
 
     def _verb(self, verb: WorkerVerb) -> None:
         request, session = verb.request, session_of(verb.request)
-        if verb.op == "worker_kill":
+        if request["op"] == "worker_kill":
             self._kill(session, request, verb.reply)
-        elif verb.op == "worker_tell":
+        elif request["op"] == "worker_tell":
             self._tell(session, request, verb.reply)
         else:
-            resumed = resumable(self.dd, session) if verb.op == "worker_resume" else None
+            resumed = resumable(self.dd, session) if request["op"] == "worker_resume" else None
             self._launch(_Start(session, check_start(request), request, verb.reply, resumed))
 
     def _launch(self, start: _Start) -> None:
@@ -187,7 +187,7 @@ class FleetActor(Supervisor):
         if (record := live_record(self.dd, session)) is not None:
             raise Conflict(f"worker {session} is already running (pid {record.get('pid')})")
         if len(self._workers) >= config.max_workers:
-            if not start.request.get("queue"):
+            if not (start.request["op"] == "worker_start" and start.request["queue"]):
                 raise Conflict(
                     f"{len(self._workers)} workers run, as many as `max_workers` allows: end one,"
                     " raise it, or use --queue"
@@ -259,11 +259,11 @@ class FleetActor(Supervisor):
             except Exception as exc:
                 start.reply(failure(exc, "worker_start"))
 
-    def _kill(self, session: str, request: dict[str, Any], reply: Reply) -> None:
+    def _kill(self, session: str, request: WorkerKill, reply: Reply) -> None:
         """`_ worker kill` (by the root agent) and `_ kill` (a worker ending itself)."""
-        by = check_text(str(request.get("by") or "root"), "the caller")
+        by = check_text(request.get("by") or "root", "the caller")
         reason = check_text(
-            str(request.get("reason") or ("ended itself" if by == session else "killed")), "the reason"
+            request.get("reason") or ("ended itself" if by == session else "killed"), "the reason"
         )
         worker = self._workers.get(session)
         queued = [start for start in self._queue if start.session == session]
@@ -286,18 +286,17 @@ class FleetActor(Supervisor):
             return
         # a worker ending itself: its `_ kill` is one of the run's processes, and is spared (it
         # exits after the reply); everything else of the run has ended before the reply
-        caller = request.get("caller")
-        spare = (caller,) if by == session and isinstance(caller, int) and caller > 0 else ()
+        caller = request.get("caller", 0)
+        spare = (caller,) if by == session and caller > 0 else ()
         worker.killers.append(reply)
         self._terminate(worker, Terminate(reason, by, spare))
-        grace = float(request.get("grace") or 0) or load_config(self.dd.config).kill_grace
+        grace = request.get("grace") or load_config(self.dd.config).kill_grace
         late = LooopError(f"worker {session} did not end within {grace + ENDED_SLACK:g}s")
         tell_later(self.actor_ref, grace + ENDED_SLACK, _Due(reply, late))
 
-    def _tell(self, session: str, request: dict[str, Any], reply: Reply) -> None:
+    def _tell(self, session: str, request: WorkerTell, reply: Reply) -> None:
         """`_ worker tell`: the worker's session actor types the message and replies."""
-        text = check_message(str(request.get("message", "")))
-        by = check_text(str(request.get("by") or "root"), "the caller")
+        text, by = check_message(request["message"]), check_text(request["by"], "the caller")
         worker = self._workers.get(session)
         if (worker is not None and not worker.pid) or any(q.session == session for q in self._queue):
             raise Conflict(f"worker {session} is starting: tell it once `_ worker start` returned")

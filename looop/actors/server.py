@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from looop.actors.session import RENDER_WAIT
-from looop.base.errors import LooopError
+from looop.base.errors import InvalidInput, LooopError
 from looop.base.files import Identity, identity
 from looop.base.watching import DirWatcher
 from looop.daemon import channels
@@ -21,6 +21,7 @@ from looop.store.cursors import Facts, recall, remember
 from looop.store.paths import NOISE, DataDir
 from looop.supervisor import Link, SupervisedActor, tell_later, tell_quietly
 from looop.world import protocol
+from looop.world.protocol import Request, WorkerRequest
 from looop.world.render import state_output
 from looop.world.state import gather_facts
 from looop.world.state_shape import State
@@ -78,10 +79,12 @@ class _Looked:
     asked: tuple[str, ...]
 
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Request], dict[str, Any]]
 """Answers a request in a thread of its own (it may wait)."""
-Route = Callable[[dict[str, Any], channels.Reply], None]
-"""Hands a request on to whoever replies (the fleet); never waits."""
+Fault = Callable[[dict[str, Any]], dict[str, Any]]
+"""Answers a test-only request (`looop.daemon.faults`), unparsed, like a `Handler`."""
+Route = Callable[[WorkerRequest, channels.Reply], None]
+"""Hands a worker verb on to whoever replies (the fleet); never waits."""
 OnChange = Callable[[State, Callable[[str], None]], list[str]]
 """Told the state after each settled change, and a callback for each worker whose screen it
 has asked to be written (named in the returned list) before the waiters are woken."""
@@ -101,10 +104,6 @@ class _WorldWaiter:
     seen: Facts | None
 
 
-def _format(request: dict[str, Any]) -> bool:
-    return request.get("format") != "text"
-
-
 class ServerActor(SupervisedActor):
     """Holds the waiters of `_ wait` and `_ ask`; other requests go to `handlers` by their `op`.
 
@@ -119,11 +118,13 @@ class ServerActor(SupervisedActor):
         link: Link,
         on_change: OnChange | None = None,
         routes: dict[str, Route] | None = None,
+        faults: dict[str, Fault] | None = None,
     ) -> None:
         super().__init__(link)
         self.dd = dd
         self.handlers = handlers
         self.routes = routes or {}
+        self.faults = faults or {}
         self.on_change = on_change
         self._server: socket.socket | None = None
         self._bound: Identity | None = None  # the socket file it bound
@@ -297,37 +298,54 @@ class ServerActor(SupervisedActor):
 
     # requests ---------------------------------------------------------------------------------
 
-    def _incoming(self, conn: channels.Channel, request: dict[str, Any]) -> None:
-        op = request.get("op")
-        if op == "wait":
-            since = str(request.get("since", ""))
+    def _incoming(self, conn: channels.Channel, raw: dict[str, Any]) -> None:
+        """Parse the request once (a bad one is told why), then serve it by its op."""
+        op = raw.get("op")
+        if isinstance(op, str) and op in self.faults:
+            self._thread(conn, op, lambda: self.faults[op](raw))
+            return
+        try:
+            request = protocol.parse_request(raw)
+        except protocol.UnknownOp as exc:
+            conn.reply({"ok": False, "error": exc.message})
+            return
+        except InvalidInput as exc:
+            conn.reply(channels.failure(exc, op))
+            return
+        if request["op"] == "wait":
+            since = request["since"]
             self._world_waiters.append(_WorldWaiter(conn, since, recall(self.dd, since)))
             if self._burst is None and not self._rendering:
                 self._look()  # news since the client last looked, unless a look is under way
-        elif op == "state":
-            threading.Thread(target=self._serve_state, args=(conn, _format(request)), daemon=True).start()
-        elif op == "answer":
-            self._answer_waiters.append((conn, str(request.get("ask", ""))))
+        elif request["op"] == "state":
+            as_json = request["format"] != "text"
+            threading.Thread(target=self._serve_state, args=(conn, as_json), daemon=True).start()
+        elif request["op"] == "answer":
+            self._answer_waiters.append((conn, request["ask"]))
             self._check_answers()
-        elif op == "ping":
+        elif request["op"] == "ping":
             conn.reply({"ok": True, "pid": os.getpid()})
-        elif isinstance(op, str) and op in self.routes:
-            self.routes[op](request, conn.reply)
-        elif isinstance(op, str) and op in self.handlers:
-            # a handler may wait (a worker starting or ending): never on the server actor's thread
-            threading.Thread(
-                target=self._serve, args=(conn, self.handlers[op], request), name=f"server-{op}", daemon=True
-            ).start()
+        elif protocol.is_worker_verb(request) and request["op"] in self.routes:
+            self.routes[request["op"]](request, conn.reply)
+        elif request["op"] in self.handlers:
+            handler = self.handlers[request["op"]]
+            self._thread(conn, request["op"], lambda: handler(request))
         else:
             conn.reply({"ok": False, "error": f"unknown op {op!r}"})
 
     @staticmethod
-    def _serve(conn: channels.Channel, handler: Handler, request: dict[str, Any]) -> None:
-        try:
-            reply = handler(request)
-        except Exception as exc:
-            reply = channels.failure(exc, request.get("op"))
-        conn.reply(reply)
+    def _thread(conn: channels.Channel, op: str, serve: Callable[[], dict[str, Any]]) -> None:
+        """Serve in a thread of its own: a handler may wait (a worker starting or ending), never
+        on the server actor's thread."""
+
+        def run() -> None:
+            try:
+                reply = serve()
+            except Exception as exc:
+                reply = channels.failure(exc, op)
+            conn.reply(reply)
+
+        threading.Thread(target=run, name=f"server-{op}", daemon=True).start()
 
     def _serve_state(self, conn: channels.Channel, as_json: bool) -> None:
         try:

@@ -34,7 +34,7 @@ def fast_verb(argv: list[str]) -> Callable[[], object] | None:
 def _state(as_json: bool) -> None:
     from looop.world.light_client import served
 
-    if not served("state", as_json):
+    if not served(as_json):
         from looop.cli import actions
 
         actions.show_state(as_json)

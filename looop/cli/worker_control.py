@@ -3,13 +3,16 @@ pulse's socket)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from looop.base.errors import InvalidInput
 from looop.cli.actions import data_dir
 from looop.cli.arguments import CONTEXT, complete_workers, read_body, reason_option
+
+if TYPE_CHECKING:  # the wire's types; the module itself stays unimported (light verbs)
+    from looop.world.protocol import Killed, WorkerKill, WorkerResume, WorkerStart, WorkerTell
 
 
 @click.group("worker", context_settings=CONTEXT)
@@ -84,7 +87,7 @@ def worker_start(
     for path, what in ((cwd, "directory"), (worktree, "repository")):
         if path is not None:  # the request is JSON: a path that is not UTF-8 cannot travel
             check_text(path, what)
-    request = {
+    request: WorkerStart = {
         "op": "worker_start",
         "id": worker_id,
         "prompt": task,
@@ -113,7 +116,12 @@ def worker_resume(worker_id: str, prompt: tuple[str, ...], env: tuple[str, ...])
     from looop.world.client import call
 
     check_session_id(worker_id, "worker id")
-    request = {"op": "worker_resume", "id": worker_id, "prompt": " ".join(prompt), "env": parse_env(env)}
+    request: WorkerResume = {
+        "op": "worker_resume",
+        "id": worker_id,
+        "prompt": " ".join(prompt),
+        "env": parse_env(env),
+    }
     reply = call(data_dir(), request, timeout=180)
     click.echo(f"worker {worker_id} resumed (pid {reply['pid']}) in {reply['cwd']}")
 
@@ -140,7 +148,7 @@ def worker_tell(worker_id: str, message: tuple[str, ...]) -> None:
 
     check_session_id(worker_id, "worker id")
     text = check_message(read_body(message, "message"))
-    request = {"op": "worker_tell", "id": worker_id, "message": text, "by": "root"}
+    request: WorkerTell = {"op": "worker_tell", "id": worker_id, "message": text, "by": "root"}
     reply = call(data_dir(), request, timeout=60)
     if reply.get("submitted", True):
         click.echo(f"told {worker_id}: {one_line(text, 60)}")
@@ -164,7 +172,7 @@ def worker_kill(worker_id: str, reason: str) -> None:
     from looop.world.client import call
 
     check_session_id(worker_id, "worker id")
-    request = {
+    request: WorkerKill = {
         "op": "worker_kill",
         "id": worker_id,
         "by": "root",
@@ -173,7 +181,7 @@ def worker_kill(worker_id: str, reason: str) -> None:
     click.echo(ended_line(worker_id, call(data_dir(), request, timeout=300)))
 
 
-def ended_line(worker_id: str, reply: dict[str, Any]) -> str:
+def ended_line(worker_id: str, reply: Killed) -> str:
     """The line that reports a `worker_kill` reply (of `_ worker kill` and of `_ kill`)."""
     if reply.get("already"):
         return f"worker {worker_id} had already ended ({reply.get('state')})"

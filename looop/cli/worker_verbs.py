@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from looop.base.errors import InvalidInput
 from looop.cli.actions import data_dir
 from looop.cli.arguments import CONTEXT, parse_seconds, read_body, reason_option
 from looop.cli.worker_control import ended_line
+
+if TYPE_CHECKING:
+    from looop.world.protocol import WorkerKill
 
 
 @click.command("ask", context_settings=CONTEXT)
@@ -165,7 +169,7 @@ def kill_command(session: str, reason: str) -> None:
     # may share the agent's group or terminal: outlive their SIGTERM and hang-up to hear the reply
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    request = {
+    request: WorkerKill = {
         "op": "worker_kill",
         "id": session,
         "by": session,

@@ -11,19 +11,19 @@ from typing import Any
 
 import pykka
 
-from looop.actors.server import Handler
+from looop.actors.server import Fault
 from looop.supervisor import ThreadCrashed, children_of
 
 ENABLE = "LOOOP_TEST_FAULTS"
 
 
-def fault_handlers(actor: Callable[[str], pykka.ActorRef[Any]]) -> dict[str, Handler]:
+def fault_handlers(actor: Callable[[str], pykka.ActorRef[Any]]) -> dict[str, Fault]:
     """The `crash` op when faults are enabled, else none; `actor(name)` is the live ref."""
     if os.environ.get(ENABLE) != "1":
         return {}
 
     def crash(request: dict[str, Any]) -> dict[str, Any]:
-        name = str(request.get("actor"))
+        name = str(request.get("actor"))  # unparsed: the op is not the protocol's
         try:
             if name.startswith("worker/"):
                 target = children_of(actor("workers")).get(name.removeprefix("worker/"))

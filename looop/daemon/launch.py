@@ -5,42 +5,39 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any
 
 from looop.base.errors import ConfigError, Conflict, InvalidInput, NotFound
 from looop.base.files import atomic_write, ensure_dir, replace, write_json
 from looop.base.ids import check_session_id, check_text
 from looop.daemon.session_messages import SessionSpec
 from looop.store import journal
-from looop.store.childenv import env_problem, looop_bin, worker_env
+from looop.store.childenv import looop_bin, worker_env
 from looop.store.config import Config, load_config
 from looop.store.paths import DataDir
 from looop.store.worker_records import WorkerRecord, read_record
 from looop.workers.contract import RESUMED, WorkerFiles, agent_argv, worker_prompt
 from looop.workers.profiles import filled_settings, profile_of
 from looop.workers.sandbox import Sandbox, prepare
+from looop.world.protocol import WorkerRequest, WorkerResume, WorkerStart
+
+Launch = WorkerStart | WorkerResume
+"""A request that starts a worker."""
 
 
-def session_of(request: dict[str, Any]) -> str:
+def session_of(request: WorkerRequest) -> str:
     """The worker id a request names, checked."""
-    return check_session_id(str(request.get("id", "")), "worker id")
+    return check_session_id(request["id"], "worker id")
 
 
-def check_start(request: dict[str, Any]) -> str:
+def check_start(request: Launch) -> str:
     """The task of a start or resume request, refused whole when a worker's argv or files could
-    not carry it (a request may come from any client, not only looop's CLI)."""
-    task = check_text(str(request.get("prompt", "")), "the prompt")
-    for key in ("cwd", "worktree"):
-        if request.get(key) is not None:
-            check_text(str(request[key]), f"--{key}")
-    env = request.get("env")
-    if env is not None:
-        if not isinstance(env, dict):
-            raise InvalidInput("--env: expected KEY=VALUE")
-        for key, value in env.items():
-            problem = env_problem(key, value)
-            if problem is not None:
-                raise InvalidInput(f"--env {problem}")
+    not carry it (a request may come from any client, not only looop's CLI; its env is checked
+    as it is parsed)."""
+    task = check_text(request["prompt"], "the prompt")
+    if request["op"] == "worker_start":
+        for key, value in (("cwd", request["cwd"]), ("worktree", request["worktree"])):
+            if value is not None:
+                check_text(value, f"--{key}")
     return task
 
 
@@ -62,7 +59,7 @@ def prepare_start(
     session: str,
     task: str,
     config: Config,
-    request: dict[str, Any],
+    request: Launch,
     resumed: WorkerRecord | None,
 ) -> SessionSpec:
     """Everything that can fail on bad input happens here, before any actor exists."""
@@ -70,19 +67,19 @@ def prepare_start(
         profile = profile_of(config.interactive, config.resume, config.profiles)
     except ConfigError as exc:
         raise ConfigError(f"{dd.config}: {exc.message}") from None
-    if resumed is None:
+    if request["op"] == "worker_start":
         command = profile.command
         ensure_dir(dd.session(session))
-        cwd, repo = request.get("cwd"), request.get("worktree")
-        sandbox = prepare(dd, session, None if cwd is None else str(cwd), None if repo is None else str(repo))
+        sandbox = prepare(dd, session, request["cwd"], request["worktree"])
         agent_session = str(uuid.uuid4())
     else:
+        assert resumed is not None  # a resume comes with its record (see `resumable`)
         command = profile.resume or profile.command
         sandbox = Sandbox.restore(resumed.get("sandbox") or {"cwd": resumed.get("cwd")})
         agent_session = str(resumed["agent_session"])
         how = f"{resumed.get('state')}: {resumed.get('end_reason')}"
         task = RESUMED.format(how=how) + (f"\n{task.strip()}\n" if task.strip() else "")
-    extra = {**(config.env or {}), **(request.get("env") or {})}  # --env over the config's
+    extra = {**(config.env or {}), **(request["env"] or {})}  # --env over the config's
     if resumed is not None:
         missing = profile.missing_conversation({**os.environ, **extra}, sandbox.cwd, agent_session)
         if missing is not None:

@@ -45,13 +45,13 @@ from looop.supervisor import (
     stop_child,
     tell_quietly,
 )
+from looop.world.protocol import WORKER_OPS, Request, WorkerRequest
 from looop.world.state_shape import State
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 HOME_CHECK = 1.0  # how often the main thread checks that the tree and the data dir are still there
 FLEET_WAIT = 10.0  # for the fleet to answer a question (it never waits on anything itself)
-WORKER_OPS = ("worker_start", "worker_resume", "worker_kill", "worker_tell")
 log = logging.getLogger("looop")
 
 
@@ -121,11 +121,13 @@ class Daemon:
 
     def _specs(self) -> list[ChildSpec]:
         dd, tree, events = self.dd, self.tree, self.status.supervisor_event
-        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor, **fault_handlers(tree.get)}
+        handlers = {"shutdown": self._on_shutdown, "sensor": self._on_sensor}
         routes = dict.fromkeys(WORKER_OPS, self._to_fleet)
+        faults = fault_handlers(tree.get)
 
         def server(link: Link) -> pykka.ActorRef[Any]:
-            return tree.keep("server", ServerActor.start(dd, handlers, link, self._refresh_workers, routes))
+            ref = ServerActor.start(dd, handlers, link, self._refresh_workers, routes, faults)
+            return tree.keep("server", ref)
 
         def sensors(link: Link) -> pykka.ActorRef[Any]:
             return tree.keep("sensors", Supervisor.start("sensors", [], self.intensity, events, link=link))
@@ -156,10 +158,10 @@ class Daemon:
             ChildSpec("workers", at_home(workers)),
         ]
 
-    def _to_fleet(self, request: dict[str, Any], reply: Reply) -> None:
+    def _to_fleet(self, request: WorkerRequest, reply: Reply) -> None:
         """Hand a worker verb to the fleet, which replies (never waited for here)."""
         try:
-            self.tree.get("workers").tell(WorkerVerb(str(request["op"]), request, reply))
+            self.tree.get("workers").tell(WorkerVerb(request, reply))
         except pykka.ActorDeadError:
             reply({"ok": False, "error": "looop's fleet is restarting: try again in a moment", "code": 1})
 
@@ -172,7 +174,7 @@ class Daemon:
             return []
         return list(asked)
 
-    def _on_shutdown(self, _request: dict[str, Any]) -> dict[str, Any]:
+    def _on_shutdown(self, _request: Request) -> dict[str, Any]:
         try:
             live = list(self.tree.get("workers").ask(LiveWorkers(), timeout=FLEET_WAIT))
         except (pykka.ActorDeadError, pykka.Timeout):
@@ -184,8 +186,9 @@ class Daemon:
             stopping.append(f"{len(live)} worker{'s' if len(live) != 1 else ''} ({', '.join(live)})")
         return {"ok": True, "pid": os.getpid(), "stopping": stopping}
 
-    def _on_sensor(self, request: dict[str, Any]) -> dict[str, Any]:
-        tell_quietly(self.tree.get("beat"), RunOne(str(request["name"])))
+    def _on_sensor(self, request: Request) -> dict[str, Any]:
+        assert request["op"] == "sensor"  # the server hands it only its own op
+        tell_quietly(self.tree.get("beat"), RunOne(request["name"]))
         return {"ok": True}
 
     def run(self, ready: int | None) -> int:

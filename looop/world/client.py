@@ -14,14 +14,28 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import orjson
 
 from looop.base.errors import CodedError, InvalidInput, LooopError, NotAnswering, NotRunning
 from looop.base.watching import POLL_INTERVAL, DirWatcher
 from looop.store.paths import NOISE, DataDir
-from looop.world.protocol import MAX_LINE, encode, socket_path, too_large
+from looop.world.protocol import (
+    MAX_LINE,
+    Killed,
+    Request,
+    Started,
+    Told,
+    WorkerKill,
+    WorkerRequest,
+    WorkerResume,
+    WorkerStart,
+    WorkerTell,
+    encode,
+    socket_path,
+    too_large,
+)
 
 T = TypeVar("T")
 
@@ -111,7 +125,7 @@ class _Replies:
         return value
 
 
-def exchange(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+def exchange(dd: DataDir, message: Request, timeout: float | None) -> dict[str, Any]:
     """Send one request and return its reply.
 
     `NotRunning` when nothing listens (looop is not up); `InvalidInput` for a request above
@@ -149,7 +163,7 @@ def exchange(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dic
         conn.close()
 
 
-def request(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any] | None:
+def request(dd: DataDir, message: Request, timeout: float | None) -> dict[str, Any] | None:
     """Send one request and wait up to `timeout` for its reply; None if the daemon is unreachable,
     goes away, or does not answer in time."""
     try:
@@ -158,9 +172,15 @@ def request(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict
         return None
 
 
-def call(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """A request that needs the `up` process: its reply, or the error that says why there is
-    none (see `exchange`), or the daemon's own error with its exit code."""
+@overload
+def call(dd: DataDir, message: WorkerStart | WorkerResume, timeout: float | None) -> Started: ...
+@overload
+def call(dd: DataDir, message: WorkerKill, timeout: float | None) -> Killed: ...
+@overload
+def call(dd: DataDir, message: WorkerTell, timeout: float | None) -> Told: ...
+def call(dd: DataDir, message: WorkerRequest, timeout: float | None) -> Any:
+    """A worker verb, which needs the `up` process: the success reply of its op, or the error
+    that says why there is none (see `exchange`), or the daemon's own error with its exit code."""
     reply = exchange(dd, message, timeout)
     if not reply.get("ok"):
         code = reply.get("code")
@@ -168,7 +188,7 @@ def call(dd: DataDir, message: dict[str, Any], timeout: float | None) -> dict[st
     return reply
 
 
-def _subscribe(dd: DataDir, message: dict[str, Any]) -> socket.socket | None:
+def _subscribe(dd: DataDir, message: Request) -> socket.socket | None:
     """A connection with `message` sent on it, or None when the daemon cannot take it."""
     try:
         conn = _connect(dd)
@@ -184,7 +204,7 @@ def _subscribe(dd: DataDir, message: dict[str, Any]) -> socket.socket | None:
 
 def wait_via_daemon(
     dd: DataDir,
-    message: dict[str, Any],
+    message: Request,
     directories: Callable[[], Iterable[Path]],
     check: Callable[[], T | None],
     timeout: float | None,

@@ -15,18 +15,23 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from looop.store.locate import data_root, socket_file
+
+if TYPE_CHECKING:  # the wire's type, for mypy alone: importing the protocol would load orjson
+    from looop.world.protocol import StateRequest
 
 SILENCE = 6.0  # as looop.world.client.SILENCE (not imported: this module stays light)
 
 
-def served(op: str, as_json: bool) -> bool:
-    """Print the reply to `op` (`state`) from the daemon; False if there is none.
+def served(as_json: bool) -> bool:
+    """Print the daemon's reply to `_ state` (`as_json`: `--json`); False if there is none.
 
     Exits with the daemon's code on an error reply."""
     root = data_root()
-    request = json.dumps({"op": op, "format": "json" if as_json else "text"}) + "\n"
+    asked: StateRequest = {"op": "state", "format": "json" if as_json else "text"}
+    request = json.dumps(asked) + "\n"
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(SILENCE)  # each read: the daemon sends a keepalive line every second
     try:
