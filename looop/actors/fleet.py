@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,9 +244,8 @@ class FleetActor(Supervisor):
         worker = self._workers.pop(session, None)
         if worker is None:
             return
-        ended = {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
         for killer in worker.killers:
-            killer({**ended, "processes": processes or 0})
+            killer({**_ended(session, final), "processes": processes or 0})
         self._settle_ending()
         self._start_queued()
 
@@ -362,19 +361,13 @@ class FleetActor(Supervisor):
             if worker.ref is not None:
                 tell_quietly(worker.ref, Terminate(why, "looop"))
         super().cleanup()  # stops them: each records its end
-        for start in [*self._queue, *(w.start for w in self._workers.values() if not w.pid)]:
-            start.reply(failure(Conflict(f"worker {start.session} not started: {why}"), "worker_start"))
+        _refuse([*self._queue, *(w.start for w in self._workers.values() if not w.pid)], why)
         for session, worker in self._workers.items():
-            final = read_record(self.dd, session) or {}
-            ended = {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
             for killer in worker.killers:
-                killer(ended)
+                killer(_ended(session, read_record(self.dd, session) or {}))
 
     def _end_all(self, end: EndAll) -> None:
-        for start in self._queue:
-            start.reply(
-                failure(Conflict(f"worker {start.session} not started: {end.reason}"), "worker_start")
-            )
+        _refuse(self._queue, end.reason)
         self._queue.clear()
         for worker in self._workers.values():
             self._terminate(worker, Terminate(end.reason, "looop"))
@@ -394,3 +387,14 @@ class FleetActor(Supervisor):
             worker.kill = worker.kill or terminate
         else:
             worker.ref.tell(terminate)
+
+
+def _ended(session: str, final: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply to a kill, from the worker's final record."""
+    return {"ok": True, "id": session, "state": final.get("state"), "how": final.get("signal")}
+
+
+def _refuse(starts: Iterable[_Start], why: str) -> None:
+    """Answer starts that will not happen (queued, or still being prepared), saying why."""
+    for start in starts:
+        start.reply(failure(Conflict(f"worker {start.session} not started: {why}"), "worker_start"))

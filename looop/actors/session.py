@@ -65,7 +65,7 @@ class _ToldDue:
     """A told message's TOLD_WAIT is over: if it is still queued, say so."""
 
     reply: Reply
-    characters: int
+    still_queued: dict[str, Any]  # the reply that says so
 
 
 @dataclass(frozen=True)
@@ -233,8 +233,7 @@ class SessionActor(SupervisedActor):
             except LooopError as exc:  # a message this agent cannot take: its teller hears why
                 message.reply(failure(exc, "worker_tell"))
         elif isinstance(message, _ToldDue):
-            reply = {"ok": True, "id": self.spec.id, "characters": message.characters, "submitted": False}
-            message.reply(reply)  # dropped when the typist has replied already
+            message.reply(message.still_queued)  # dropped when the typist has replied already
         elif isinstance(message, _InTheWay):
             return self._in_the_way()
         elif isinstance(message, Terminate):
@@ -259,9 +258,10 @@ class SessionActor(SupervisedActor):
                 f"worker {self.spec.id}'s agent shows a dialog: a message typed now would answer it;"
                 " answer its ask (or see its screen.txt) first"
             )
-        self._typist.put(Told(keys, message.text, message.by, self._told(message)))
+        told = {"ok": True, "id": self.spec.id, "characters": len(message.text), "submitted": True}
+        self._typist.put(Told(keys, message.text, message.by, self._told(message.reply, told)))
         # past TOLD_WAIT (earlier messages still typing, an agent not reading its input) it says so
-        tell_later(self.actor_ref, TOLD_WAIT, _ToldDue(message.reply, len(message.text)))
+        tell_later(self.actor_ref, TOLD_WAIT, _ToldDue(message.reply, {**told, "submitted": False}))
 
     def _in_the_way(self) -> str | None:
         """What would take a told message's keys as its answer (Enter picks a dialog's chosen
@@ -271,12 +271,11 @@ class SessionActor(SupervisedActor):
         self.pty.render_now(RENDER_WAIT)
         return dialog_in_the_way(self.spec.profile, self.pty.screen.text)
 
-    def _told(self, message: Tell) -> Callable[[str | None], None]:
-        """What tells the teller of `message` whether the typist submitted it (None) or why not."""
-        reply = {"ok": True, "id": self.spec.id, "characters": len(message.text), "submitted": True}
+    def _told(self, reply: Reply, told: dict[str, Any]) -> Callable[[str | None], None]:
+        """What tells a message's teller `told` once the typist submitted it (None), else why not."""
 
         def done(error: str | None) -> None:
-            message.reply(reply if error is None else failure(Conflict(error), "worker_tell"))
+            reply(told if error is None else failure(Conflict(error), "worker_tell"))
 
         return done
 
